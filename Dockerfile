@@ -1,0 +1,14 @@
+# One image for linkflow's processes: the worker (default) and the provider sandbox.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY pyproject.toml README.md ./
+COPY linkflow ./linkflow
+COPY workflows ./workflows
+COPY activities ./activities
+COPY providers ./providers
+COPY sandbox ./sandbox
+COPY worker.py starter.py ./
+RUN pip install --no-cache-dir .
+USER nobody
+CMD ["python", "worker.py"]

@@ -1,0 +1,138 @@
+"""Activities that call provider adapters, with Temporal's concerns added.
+
+Each activity is one provider call (or one bounded wait), takes one input model and returns one
+result model. The adapters do the HTTP; these methods add idempotency keys, heartbeats while a
+provider works, and the translation of every failure into a typed `ApplicationError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import PROVIDER_REJECTED_REQUEST, to_application_error
+from linkflow.models import Account, Challenge, ChallengeAnswer, LinkRequest, Provider
+from providers.base import Outcome, ProviderAdapter, ProviderState
+
+T = TypeVar("T")
+
+
+class LoginInput(BaseModel):
+    link_id: str
+    request: LinkRequest
+
+
+class WaitInput(BaseModel):
+    provider: Provider
+    session: dict[str, str]
+    max_wait_seconds: float = Field(default=20.0, gt=0)
+    poll_interval_seconds: float = Field(default=0.25, gt=0)
+
+
+class AnswerInput(BaseModel):
+    provider: Provider
+    session: dict[str, str]
+    challenges: list[Challenge]
+    answers: list[ChallengeAnswer]
+
+
+class SessionInput(BaseModel):
+    provider: Provider
+    session: dict[str, str]
+
+
+class AccountsResult(BaseModel):
+    accounts: list[Account]
+
+
+def idempotency_key() -> str:
+    """Stable across retries of one activity, distinct between activities (Temporal's advice)."""
+    info = activity.info()
+    return f"{info.workflow_run_id}-{info.activity_id}"
+
+
+class ProviderActivities:
+    """The worker builds one instance with the adapters it configured; their clients live here."""
+
+    def __init__(self, adapters: Mapping[Provider, ProviderAdapter]) -> None:
+        self._adapters = dict(adapters)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.provider_login,
+            self.provider_wait,
+            self.provider_answer,
+            self.provider_fetch_accounts,
+            self.provider_revoke,
+        ]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(adapter.aclose() for adapter in self._adapters.values()))
+
+    def _adapter(self, provider: Provider) -> ProviderAdapter:
+        adapter = self._adapters.get(provider)
+        if adapter is None:
+            raise ApplicationError(
+                f"This worker has no adapter for provider {provider.value!r}.",
+                type=PROVIDER_REJECTED_REQUEST,
+                non_retryable=True,
+            )
+        return adapter
+
+    @staticmethod
+    async def _typed_errors(call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except Exception as error:
+            typed = to_application_error(error)
+            if typed is None:
+                raise
+            raise typed from error
+
+    @activity.defn
+    async def provider_login(self, data: LoginInput) -> ProviderState:
+        adapter = self._adapter(data.request.provider)
+        return await self._typed_errors(
+            adapter.login(data.link_id, data.request, idempotency_key=idempotency_key())
+        )
+
+    @activity.defn
+    async def provider_wait(self, data: WaitInput) -> ProviderState:
+        """Poll until the provider's job leaves PENDING, or until `max_wait_seconds` pass.
+
+        A short wait here answers the user quickly; longer waits are the workflow's durable
+        timers, so a provider that works for an hour never holds an activity for an hour.
+        """
+        adapter = self._adapter(data.provider)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + data.max_wait_seconds
+        while True:
+            state = await self._typed_errors(adapter.poll(data.session))
+            if state.outcome is not Outcome.PENDING or loop.time() >= give_up_at:
+                return state
+            activity.heartbeat(state.raw_status)
+            await asyncio.sleep(min(data.poll_interval_seconds, give_up_at - loop.time()))
+
+    @activity.defn
+    async def provider_answer(self, data: AnswerInput) -> ProviderState:
+        adapter = self._adapter(data.provider)
+        return await self._typed_errors(
+            adapter.answer(
+                data.session, data.challenges, data.answers, idempotency_key=idempotency_key()
+            )
+        )
+
+    @activity.defn
+    async def provider_fetch_accounts(self, data: SessionInput) -> AccountsResult:
+        adapter = self._adapter(data.provider)
+        accounts = await self._typed_errors(adapter.fetch_accounts(data.session))
+        return AccountsResult(accounts=accounts)
+
+    @activity.defn
+    async def provider_revoke(self, data: SessionInput) -> None:
+        await self._typed_errors(self._adapter(data.provider).revoke(data.session))

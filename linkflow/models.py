@@ -1,0 +1,210 @@
+"""The link's vocabulary, shared by every part of linkflow.
+
+The workflow, the activities, the provider adapters, the client for backend code and the CLI all
+speak these pydantic models, and Temporal carries them through `pydantic_data_converter`. Keeping
+them in one module is what lets a status word or a challenge kind mean the same thing everywhere.
+
+Secrets (passwords, MFA answers) are `SecretStr`: they are masked in `repr`, `str` and log lines,
+and revealed only when the data converter serializes them to JSON for Temporal. Encrypting those
+payloads at rest is the job of the payload codec, not of these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    StringConstraints,
+)
+
+DEFAULT_MFA_TIMEOUT_SECONDS = 300
+
+
+def _reveal_for_json(secret: SecretStr) -> str:
+    return secret.get_secret_value()
+
+
+# A secret that survives a JSON round trip through the data converter but stays masked in
+# `repr`, `str` and `model_dump()` (Python mode), which is what loggers and f-strings see.
+TransportSecret = Annotated[
+    SecretStr, PlainSerializer(_reveal_for_json, return_type=str, when_used="json")
+]
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Provider(StrEnum):
+    MX = "mx"
+    SYNAPSE = "synapse"
+    ARCADIA = "arcadia"
+    TEAL = "teal"
+    UNBILL = "unbill"
+
+
+class LinkStatus(StrEnum):
+    CONNECTING = "CONNECTING"
+    MFA_REQUIRED = "MFA_REQUIRED"
+    CONNECTED = "CONNECTED"
+    ACTION_REQUIRED = "ACTION_REQUIRED"
+    FAILED = "FAILED"
+    UNLINKED = "UNLINKED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (LinkStatus.FAILED, LinkStatus.UNLINKED)
+
+
+class LinkReason(StrEnum):
+    """Why a link is `FAILED` or `ACTION_REQUIRED`."""
+
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    MFA_TIMEOUT = "MFA_TIMEOUT"
+    MFA_FAILED = "MFA_FAILED"
+    UNSUPPORTED_MFA = "UNSUPPORTED_MFA"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    PROVIDER_HOLD = "PROVIDER_HOLD"
+    REAUTH_REQUIRED = "REAUTH_REQUIRED"
+    MFA_REFRESH_REQUIRED = "MFA_REFRESH_REQUIRED"
+    USER_REVOKED_ACCESS = "USER_REVOKED_ACCESS"
+    INSTITUTION_UNAVAILABLE = "INSTITUTION_UNAVAILABLE"
+
+
+class ChallengeKind(StrEnum):
+    TEXT = "text"
+    SECRET = "secret"
+    CODE = "code"
+    OPTIONS = "options"
+    IMAGE_OPTIONS = "image_options"
+    DEVICE_CHOICE = "device_choice"
+    PUSH_APPROVAL = "push_approval"
+
+    @property
+    def has_options(self) -> bool:
+        return self in (
+            ChallengeKind.OPTIONS,
+            ChallengeKind.IMAGE_OPTIONS,
+            ChallengeKind.DEVICE_CHOICE,
+        )
+
+    @property
+    def needs_answer(self) -> bool:
+        """A push approval is granted on the user's device; the link only waits for it."""
+        return self is not ChallengeKind.PUSH_APPROVAL
+
+
+class Credentials(BaseModel):
+    """What the end user typed into the provider's login form."""
+
+    model_config = ConfigDict(frozen=True)
+
+    username: NonEmptyStr = Field(repr=False)
+    password: TransportSecret
+    # Extra login fields some providers ask for (Arcadia's utility account number, ...).
+    extra: dict[str, TransportSecret] = Field(default_factory=dict)
+
+
+class LinkOptions(BaseModel):
+    mfa_timeout_seconds: int = Field(default=DEFAULT_MFA_TIMEOUT_SECONDS, ge=5, le=86_400)
+    institution_code: str | None = Field(
+        default=None, description="The provider's institution, where it has several (MX)."
+    )
+
+
+class LinkRequest(BaseModel):
+    """Everything needed to start one account link."""
+
+    provider: Provider
+    user_ref: NonEmptyStr = Field(
+        description="The app's own reference for its end user; opaque to linkflow."
+    )
+    credentials: Credentials
+    options: LinkOptions = Field(default_factory=LinkOptions)
+
+
+class ChallengeOption(BaseModel):
+    value: str
+    label: str
+    image_data_uri: str | None = None
+
+
+class Challenge(BaseModel):
+    """One question the provider asks the end user, normalized across providers."""
+
+    id: str
+    kind: ChallengeKind
+    prompt: str
+    options: list[ChallengeOption] = Field(default_factory=list)
+    image_data_uri: str | None = Field(
+        default=None, description="A picture the question is about (MX's IMAGE_DATA)."
+    )
+    deadline: datetime | None = None
+
+    def option_values(self) -> list[str]:
+        return [option.value for option in self.options]
+
+
+class ChallengeAnswer(BaseModel):
+    challenge_id: NonEmptyStr
+    value: TransportSecret
+
+
+class MfaSubmission(BaseModel):
+    """The payload of the `submit_mfa` update and of the `answer_mfa` signal."""
+
+    answers: list[ChallengeAnswer]
+
+
+class Account(BaseModel):
+    id: str
+    name: str
+    kind: str
+    mask: str | None = Field(default=None, description="Last digits of the account number.")
+    balance: str | None = Field(
+        default=None, description="Decimal amount, as the provider sent it."
+    )
+    currency: str | None = None
+
+
+class LinkAttempts(BaseModel):
+    logins: int = 0
+    mfa_rounds: int = 0
+    answers_submitted: int = 0
+    answers_refused: int = 0
+
+
+class StatusChange(BaseModel):
+    at: datetime
+    status: LinkStatus
+    reason: LinkReason | None = None
+
+
+class LinkSnapshot(BaseModel):
+    """What the `snapshot` query returns: the whole truth about one link, with no secrets."""
+
+    link_id: str
+    provider: Provider
+    status: LinkStatus
+    reason: LinkReason | None = None
+    message: str | None = Field(
+        default=None, description="A sentence for the end user: what happened, what to do."
+    )
+    provider_status: str | None = Field(
+        default=None, description="The provider's own raw status word."
+    )
+    pending_challenges: list[Challenge] = Field(default_factory=list)
+    accounts: list[Account] = Field(default_factory=list)
+    attempts: LinkAttempts = Field(default_factory=LinkAttempts)
+    last_refusal: str | None = Field(
+        default=None, description="Why the last signalled answer was refused, if it was."
+    )
+    started_at: datetime
+    updated_at: datetime
+    history: list[StatusChange] = Field(default_factory=list)

@@ -1,0 +1,64 @@
+"""HTTP plumbing every adapter shares: one client shape and one reading of HTTP failures.
+
+Clients never retry by themselves (Temporal owns retries), always have timeouts, and turn a
+provider's HTTP failure into `ProviderUnavailable` (worth retrying, honouring `Retry-After`) or
+`ProviderRejectedRequest` (our request is wrong; retrying cannot help).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from providers.base import ProviderRejectedRequest, ProviderUnavailable
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+TRANSIENT_STATUS_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def make_client(
+    base_url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+) -> httpx.AsyncClient:
+    # `retries=0` is httpx's default; it is spelled out because Temporal must be the only retrier.
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        auth=auth,
+        timeout=timeout,
+        transport=httpx.AsyncHTTPTransport(retries=0),
+    )
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Read `Retry-After` as seconds, whether it is given in seconds or as an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def raise_for_provider_status(response: httpx.Response, provider: str) -> None:
+    """Raise the typed error an unsuccessful provider response means; return on success."""
+    if response.is_success:
+        return
+    request = response.request
+    what = f"{provider} answered HTTP {response.status_code} to {request.method} {request.url.path}"
+    if response.status_code in TRANSIENT_STATUS_CODES:
+        raise ProviderUnavailable(what, retry_after_seconds(response))
+    raise ProviderRejectedRequest(f"{what}: {response.text[:300]}", response.status_code)

