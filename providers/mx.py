@@ -1,14 +1,16 @@
 """The MX Platform API adapter.
 
-MX aggregates bank data through a *member* (one user's login at one institution). Creating a
-member starts a job; its `connection_status` says where the job stands, and when it is CHALLENGED
-the status carries the MFA `challenges`, answered all at once with `PUT .../resume`
-(shared/seeds/002_...). `CONNECTION_STATUSES` below is the whole map from MX's status words to
-linkflow's; the README's table is checked against it.
+MX aggregates bank data through a *member*: one user's login at one institution. Creating a member
+starts a job; its `connection_status` says where the job stands, and when it is CHALLENGED the
+status carries the MFA `challenges`, answered all at once with `PUT .../resume`
+(shared/seeds/002_...). `CONNECTION_STATUSES` below is the one map from MX's status words to
+linkflow's meaning; the README's table is checked against it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -35,14 +37,17 @@ from providers.http import make_client, raise_for_provider_status
 
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 PAGE_SIZE = 100
-CENTS = Decimal("0.01")
+# MX lists are paged; this bounds a provider that keeps promising one more page.
+MAX_PAGES = 1000
 
 
 class StatusMeaning(NamedTuple):
     """What one MX `connection_status` means for a link.
 
-    `outcome` is set for words the link follows; `failure` for final answers; neither for the
-    transient words that are worth asking again (they raise `ProviderUnavailable`).
+    Exactly one of three holds: `outcome` is set (the link goes on in that state), `failure` is
+    set (MX's final answer, raised as `LinkFailure`), or neither (transient trouble at MX or the
+    bank, raised as `ProviderUnavailable` so that it is retried). `reason` qualifies an
+    ACTION_REQUIRED outcome. `message` is a sentence for the end user.
     """
 
     outcome: Outcome | None = None
@@ -50,9 +55,35 @@ class StatusMeaning(NamedTuple):
     reason: LinkReason | None = None
     message: str = ""
 
+    @property
+    def transient(self) -> bool:
+        return self.outcome is None and self.failure is None
 
-IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="MX is working on the connection.")
-TRANSIENT = StatusMeaning(message="MX could not reach the institution just now.")
+    def describe(self) -> str:
+        """The meaning in the link's vocabulary, as the README's table shows it."""
+        if self.failure is not None:
+            return f"`FAILED` ({self.failure.value}), not retried"
+        if self.outcome is None:
+            return "transient: retried"
+        if self.outcome is Outcome.LINKED:
+            return "`CONNECTED` once `is_being_aggregated` is false"
+        if self.outcome is Outcome.CHALLENGED:
+            return "`MFA_REQUIRED`"
+        if self.outcome is Outcome.ACTION_REQUIRED:
+            return f"`ACTION_REQUIRED` ({self.reason.value if self.reason else '-'})"
+        return "`CONNECTING`: followed until it changes"
+
+
+IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your bank.")
+
+
+def _transient(message: str) -> StatusMeaning:
+    return StatusMeaning(message=message)
+
+
+def _final(reason: LinkReason, message: str) -> StatusMeaning:
+    return StatusMeaning(failure=reason, message=message)
+
 
 CONNECTION_STATUSES: dict[str, StatusMeaning] = {
     "CREATED": IN_PROGRESS,
@@ -62,116 +93,160 @@ CONNECTION_STATUSES: dict[str, StatusMeaning] = {
     "UPDATED": IN_PROGRESS,
     "DELAYED": IN_PROGRESS,
     "TRANSFERRED": IN_PROGRESS,
-    "CHALLENGED": StatusMeaning(Outcome.CHALLENGED, message="The bank asks a question."),
-    "CONNECTED": StatusMeaning(Outcome.LINKED, message="Connected."),
-    "DENIED": StatusMeaning(
-        failure=LinkReason.INVALID_CREDENTIALS, message="The bank refused these credentials."
+    "CHALLENGED": StatusMeaning(
+        Outcome.CHALLENGED, message="Your bank needs you to answer a security question."
     ),
-    "REJECTED": StatusMeaning(
-        failure=LinkReason.MFA_FAILED, message="The bank refused the MFA answers."
+    "CONNECTED": StatusMeaning(Outcome.LINKED, message="Your bank account is connected."),
+    "DENIED": _final(
+        LinkReason.INVALID_CREDENTIALS,
+        "Your bank did not accept that username and password. Check them and try again.",
     ),
-    "EXPIRED": StatusMeaning(
-        failure=LinkReason.MFA_TIMEOUT, message="The MFA question expired at the bank."
+    "REJECTED": _final(
+        LinkReason.MFA_FAILED, "Your bank did not accept the answers to its security questions."
+    ),
+    "EXPIRED": _final(
+        LinkReason.MFA_TIMEOUT,
+        "Your bank's security question expired before it was answered. Please start again.",
     ),
     "LOCKED": StatusMeaning(
         Outcome.ACTION_REQUIRED,
         reason=LinkReason.ACCOUNT_LOCKED,
-        message="The bank locked the account; unlock it at the bank's website.",
+        message="Your bank has locked your online account. Unlock it on your bank's website,"
+        " then try again.",
     ),
     "IMPEDED": StatusMeaning(
         Outcome.ACTION_REQUIRED,
         reason=LinkReason.PROVIDER_HOLD,
-        message="The bank needs you to log in to its website and accept a notice.",
+        message="Your bank needs your attention: log in to its website and respond to the"
+        " notice there, then try again.",
     ),
-    "PREVENTED": StatusMeaning(
-        failure=LinkReason.INSTITUTION_UNAVAILABLE, message="MX cannot connect to this bank."
+    "PREVENTED": _final(
+        LinkReason.INSTITUTION_UNAVAILABLE,
+        "The connection to your bank was stopped after several failed attempts.",
     ),
-    "DISABLED": StatusMeaning(
-        failure=LinkReason.INSTITUTION_UNAVAILABLE, message="This bank is disabled at MX."
+    "DISABLED": _final(
+        LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are turned off for now."
     ),
-    "DISCONTINUED": StatusMeaning(
-        failure=LinkReason.INSTITUTION_UNAVAILABLE, message="MX no longer supports this bank."
+    "DISCONTINUED": _final(
+        LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are no longer supported."
     ),
-    "CLOSED": StatusMeaning(
-        failure=LinkReason.INSTITUTION_UNAVAILABLE, message="The account at the bank is closed."
+    "CLOSED": _final(
+        LinkReason.INSTITUTION_UNAVAILABLE, "This connection to your bank has been closed."
     ),
-    "DEGRADED": TRANSIENT,
-    "FAILED": TRANSIENT,
-    "DISCONNECTED": TRANSIENT,
+    "DEGRADED": _transient("MX reports its connection to the bank as degraded."),
+    "FAILED": _transient("MX could not finish talking to the bank."),
+    "DISCONNECTED": _transient("MX could not reach the bank."),
 }
 
-# MX names challenge types; its older examples (and the seed) number them. Both are read.
-CHALLENGE_TYPES: dict[str | int, str] = {
-    0: "TEXT",
-    1: "OPTIONS",
-    2: "TOKEN",
-    3: "IMAGE_DATA",
-    4: "IMAGE_OPTIONS",
+
+class ChallengeType(NamedTuple):
+    name: str
+    kind: ChallengeKind
+
+
+# MX names challenge types; the seed's example numbers them (`"type": 0` for a text question).
+# Both forms are read. The numbers past 0 follow the order of MX's names (an assumption).
+CHALLENGE_TYPES: dict[int, ChallengeType] = {
+    0: ChallengeType("TEXT", ChallengeKind.TEXT),
+    1: ChallengeType("OPTIONS", ChallengeKind.OPTIONS),
+    2: ChallengeType("TOKEN", ChallengeKind.CODE),
+    3: ChallengeType("IMAGE_DATA", ChallengeKind.TEXT),
+    4: ChallengeType("IMAGE_OPTIONS", ChallengeKind.IMAGE_OPTIONS),
 }
-CHALLENGE_KINDS = {
-    "TEXT": ChallengeKind.TEXT,
-    "OPTIONS": ChallengeKind.OPTIONS,
-    "TOKEN": ChallengeKind.CODE,
-    "IMAGE_DATA": ChallengeKind.TEXT,
-    "IMAGE_OPTIONS": ChallengeKind.IMAGE_OPTIONS,
-}
-SECRET_WORDS = ("password", "pin", "passcode")
+CHALLENGE_TYPES_BY_NAME = {t.name: t for t in CHALLENGE_TYPES.values()}
+SECRET_LABEL = re.compile(r"\b(password|passcode|passphrase|pin)\b", re.IGNORECASE)
+
+
+def _challenge_type(raw_type: object) -> ChallengeType:
+    if isinstance(raw_type, int) and not isinstance(raw_type, bool):
+        found = CHALLENGE_TYPES.get(raw_type)
+    elif isinstance(raw_type, str):
+        word = raw_type.strip().upper()
+        found = CHALLENGE_TYPES.get(int(word)) if word.isascii() and word.isdigit() else None
+        found = found or CHALLENGE_TYPES_BY_NAME.get(word)
+    else:
+        found = None
+    # An unknown type is asked as a plain text question, the form that can carry any answer.
+    return found or CHALLENGE_TYPES[0]
 
 
 def normalize_challenge(raw: dict[str, Any]) -> Challenge:
-    raw_type = raw.get("type")
-    type_name = CHALLENGE_TYPES.get(raw_type, str(raw_type).upper()) if raw_type is not None else ""
-    kind = CHALLENGE_KINDS.get(type_name, ChallengeKind.TEXT)
-    label = str(raw.get("label") or "Answer the bank's question")
-    if kind is ChallengeKind.TEXT and any(word in label.lower() for word in SECRET_WORDS):
+    """Turn one of MX's challenge objects into linkflow's `Challenge` (id = MX's guid)."""
+    guid = raw.get("guid")
+    if not isinstance(guid, str) or not guid:
+        raise ProviderUnavailable("MX sent a challenge without a guid.")
+    challenge_type = _challenge_type(raw.get("type"))
+    label = str(raw.get("label") or "Answer your bank's security question.")
+    kind = challenge_type.kind
+    if kind is ChallengeKind.TEXT and SECRET_LABEL.search(label):
         kind = ChallengeKind.SECRET
-    return Challenge(
-        id=str(raw["guid"]),
-        kind=kind,
-        prompt=label,
-        options=[
+    options = []
+    if kind.has_options:
+        options = [
             ChallengeOption(
-                value=str(option.get("value")),
-                label=str(option.get("label") or option.get("value")),
-                image_data_uri=option.get("data_uri"),
+                value=str(option["value"]),
+                label=str(option.get("label") or option["value"]),
+                image_data_uri=_text(option.get("data_uri")),
             )
             for option in raw.get("options") or []
-        ],
-        image_data_uri=raw.get("image_data") if type_name == "IMAGE_DATA" else None,
+            if isinstance(option, dict) and option.get("value") is not None
+        ]
+    return Challenge(
+        id=guid,
+        kind=kind,
+        prompt=label,
+        options=options,
+        image_data_uri=_text(raw.get("image_data"))
+        if challenge_type.name == "IMAGE_DATA"
+        else None,
     )
 
 
 def state_from_member(member: dict[str, Any], session: dict[str, str]) -> ProviderState:
-    """Read MX's member (or member status) object; raise for final failures."""
-    status = str(member.get("connection_status") or "")
-    meaning = CONNECTION_STATUSES.get(status)
-    if meaning is None:
-        raise ProviderUnavailable(f"MX sent an unknown connection_status {status!r}.")
+    """Read MX's member (or member status) object; raise for final failures and trouble."""
+    status = member.get("connection_status")
+    meaning = CONNECTION_STATUSES.get(status) if isinstance(status, str) else None
+    if not isinstance(status, str) or meaning is None:
+        raise ProviderUnavailable(
+            f"MX sent a connection_status linkflow does not know: {status!r}."
+        )
     if meaning.failure is not None:
         raise LinkFailure(meaning.failure, status, meaning.message)
     if meaning.outcome is None:
-        raise ProviderUnavailable(f"MX connection_status {status}: {meaning.message}")
+        raise ProviderUnavailable(f"MX connection_status is {status}: {meaning.message}")
     outcome = meaning.outcome
+    message = meaning.message
     if outcome is Outcome.LINKED and member.get("is_being_aggregated"):
-        outcome = Outcome.PENDING  # Connected, but the accounts are still being gathered.
-    challenges = (
-        [normalize_challenge(c) for c in member.get("challenges") or []]
-        if outcome is Outcome.CHALLENGED
-        else []
-    )
-    if outcome is Outcome.CHALLENGED and not challenges:
-        outcome = Outcome.PENDING  # MX has not listed the questions yet: ask again.
+        # Connected, but MX is still gathering the accounts.
+        outcome, message = Outcome.PENDING, IN_PROGRESS.message
+    challenges: list[Challenge] = []
+    if outcome is Outcome.CHALLENGED:
+        challenges = [
+            normalize_challenge(raw)
+            for raw in member.get("challenges") or []
+            if isinstance(raw, dict)
+        ]
+        if not challenges:
+            outcome, message = Outcome.PENDING, IN_PROGRESS.message
     return ProviderState(
         outcome=outcome,
         raw_status=status,
-        session=session,
+        session=dict(session),
         challenges=challenges,
         reason=meaning.reason,
-        message=meaning.message if outcome is Outcome.ACTION_REQUIRED else None,
+        message=message,
     )
 
 
+def status_table_markdown() -> str:
+    """`CONNECTION_STATUSES` as the README's Markdown table."""
+    rows = [f"| `{word}` | {meaning.describe()} |" for word, meaning in CONNECTION_STATUSES.items()]
+    return "\n".join(["| MX `connection_status` | linkflow |", "|---|---|", *rows])
+
+
 class MxAdapter:
+    """linkflow's `ProviderAdapter` for MX; session = `{"user_guid", "member_guid"}`."""
+
     provider = Provider.MX
 
     def __init__(
@@ -185,9 +260,7 @@ class MxAdapter:
     ) -> None:
         self._institution_code = default_institution_code
         self._client = client or make_client(
-            base_url,
-            headers={"Accept": MX_ACCEPT, "Content-Type": "application/json"},
-            auth=(client_id, api_key),
+            base_url, headers={"Accept": MX_ACCEPT}, auth=(client_id, api_key)
         )
 
     async def aclose(self) -> None:
@@ -198,69 +271,127 @@ class MxAdapter:
         method: str,
         path: str,
         *,
-        json: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
         response = await self._client.request(
-            method, path, json=json, params=params, headers=headers
+            method, path, json=body, params=params, headers=headers
         )
         raise_for_provider_status(response, "MX")
         return response
+
+    async def _read(
+        self, method: str, path: str, key: str, **kwargs: Any
+    ) -> tuple[Any, dict[str, Any]]:
+        """Call MX and return `body[key]` and the whole body; a malformed body is transient."""
+        response = await self._call(method, path, **kwargs)
+        try:
+            # Decimals keep amounts exactly as MX wrote them.
+            body = json.loads(response.text, parse_float=Decimal)
+        except ValueError as error:
+            raise ProviderUnavailable(f"MX answered {method} {path} with invalid JSON.") from error
+        if not isinstance(body, dict) or key not in body:
+            raise ProviderUnavailable(f"MX answered {method} {path} without {key!r}.")
+        return body[key], body
+
+    async def _pages(self, path: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, MAX_PAGES + 1):
+            chunk, body = await self._read(
+                "GET", path, key, params={"page": page, "records_per_page": PAGE_SIZE}
+            )
+            items += [item for item in chunk or [] if isinstance(item, dict)]
+            pagination = body.get("pagination") or {}
+            if page >= int(pagination.get("total_pages") or 1):
+                break
+        return items
 
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:
         user_guid = await self._ensure_user(request.user_ref)
         institution = request.options.institution_code or self._institution_code
-        fields = (await self._call("GET", f"/institutions/{institution}/credentials")).json()
-        guids = {field["field_name"]: field["guid"] for field in fields["credentials"]}
+        fields = await self._credential_fields(institution)
+        credentials = request.credentials
         values = {
-            "username": request.credentials.username,
-            "password": request.credentials.password.get_secret_value(),
-        } | {name: secret.get_secret_value() for name, secret in request.credentials.extra.items()}
-        credentials = [
-            {"guid": guid, "value": values[name]} for name, guid in guids.items() if name in values
-        ]
-        created = await self._call(
+            "username": credentials.username,
+            "password": credentials.password.get_secret_value(),
+        } | {name: secret.get_secret_value() for name, secret in credentials.extra.items()}
+        created, _ = await self._read(
             "POST",
             f"/users/{user_guid}/members",
-            json={"member": {"institution_code": institution, "credentials": credentials}},
+            "member",
+            body={
+                "member": {
+                    "institution_code": institution,
+                    "credentials": [
+                        {"guid": guid, "value": values[name]}
+                        for name, guid in fields.items()
+                        if name in values
+                    ],
+                }
+            },
             idempotency_key=idempotency_key,
         )
-        member = created.json()["member"]
-        return state_from_member(member, {"user_guid": user_guid, "member_guid": member["guid"]})
+        member = _object(created, "member")
+        member_guid = member.get("guid")
+        if not isinstance(member_guid, str):
+            raise ProviderUnavailable("MX created a member but did not say its guid.")
+        return state_from_member(member, {"user_guid": user_guid, "member_guid": member_guid})
+
+    async def _credential_fields(self, institution: str) -> dict[str, str]:
+        """The institution's login fields, `field_name` -> credential guid."""
+        try:
+            fields, _ = await self._read(
+                "GET", f"/institutions/{institution}/credentials", "credentials"
+            )
+        except ProviderRejectedRequest as error:
+            if error.status_code != 404:
+                raise
+            raise LinkFailure(
+                LinkReason.INSTITUTION_UNAVAILABLE,
+                "INSTITUTION_NOT_FOUND",
+                "This bank is not available for connection.",
+            ) from error
+        return {
+            str(field["field_name"]): str(field["guid"])
+            for field in fields or []
+            if isinstance(field, dict) and field.get("field_name") and field.get("guid")
+        }
 
     async def _ensure_user(self, partner_id: str) -> str:
+        """The guid of the MX user whose partner `id` is `partner_id`, creating it if needed."""
         try:
-            created = await self._call("POST", "/users", json={"user": {"id": partner_id}})
+            user, _ = await self._read(
+                "POST", "/users", "user", body={"user": {"id": partner_id, "metadata": None}}
+            )
         except ProviderRejectedRequest as error:
             if error.status_code != 409:
                 raise
         else:
-            return str(created.json()["user"]["guid"])
-        page = 1
-        while True:
-            listed = await self._call(
-                "GET", "/users", params={"page": page, "records_per_page": PAGE_SIZE}
-            )
-            body = listed.json()
-            for user in body["users"]:
-                if user.get("id") == partner_id:
-                    return str(user["guid"])
-            if page >= body["pagination"]["total_pages"]:
-                raise ProviderRejectedRequest(
-                    f"MX said user {partner_id!r} exists but does not list it.", 409
-                )
-            page += 1
+            guid = _object(user, "user").get("guid")
+            if not isinstance(guid, str):
+                raise ProviderUnavailable("MX created a user but did not say its guid.")
+            return guid
+        for existing in await self._pages("/users", "users"):
+            if existing.get("id") == partner_id:
+                return str(existing["guid"])
+        raise ProviderUnavailable("MX says this user exists but does not list it yet.")
 
-    def _member_path(self, session: dict[str, str]) -> str:
+    @staticmethod
+    def _member_path(session: dict[str, str]) -> str:
         return f"/users/{session['user_guid']}/members/{session['member_guid']}"
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
-        response = await self._call("GET", f"{self._member_path(session)}/status")
-        return state_from_member(response.json()["member"], session)
+        path = self._member_path(session)
+        status, _ = await self._read("GET", f"{path}/status", "member")
+        member = _object(status, "member")
+        if member.get("connection_status") == "CHALLENGED" and not member.get("challenges"):
+            member = member | {"challenges": await self._pages(f"{path}/challenges", "challenges")}
+        return state_from_member(member, session)
 
     async def answer(
         self,
@@ -270,35 +401,25 @@ class MxAdapter:
         *,
         idempotency_key: str,
     ) -> ProviderState:
-        response = await self._call(
+        resumed, _ = await self._read(
             "PUT",
             f"{self._member_path(session)}/resume",
-            json={
+            "member",
+            body={
                 "member": {
                     "challenges": [
-                        {"guid": a.challenge_id, "value": a.value.get_secret_value()}
-                        for a in answers
+                        {"guid": answer.challenge_id, "value": answer.value.get_secret_value()}
+                        for answer in answers
                     ]
                 }
             },
             idempotency_key=idempotency_key,
         )
-        return state_from_member(response.json()["member"], session)
+        return state_from_member(_object(resumed, "member"), session)
 
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
-        accounts: list[Account] = []
-        page = 1
-        while True:
-            response = await self._call(
-                "GET",
-                f"{self._member_path(session)}/accounts",
-                params={"page": page, "records_per_page": PAGE_SIZE},
-            )
-            body = response.json()
-            accounts += [_account(raw) for raw in body["accounts"]]
-            if page >= body["pagination"]["total_pages"]:
-                return accounts
-            page += 1
+        raw = await self._pages(f"{self._member_path(session)}/accounts", "accounts")
+        return [_account(account) for account in raw]
 
     async def revoke(self, session: dict[str, str]) -> None:
         try:
@@ -306,6 +427,16 @@ class MxAdapter:
         except ProviderRejectedRequest as error:
             if error.status_code != 404:
                 raise
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProviderUnavailable(f"MX sent a {what} that is not an object.")
+    return value
 
 
 def _account(raw: dict[str, Any]) -> Account:
@@ -316,6 +447,6 @@ def _account(raw: dict[str, Any]) -> Account:
         name=str(raw.get("name") or "Account"),
         kind=str(raw.get("type") or "UNKNOWN"),
         mask=number[-4:] or None,
-        balance=None if balance is None else str(Decimal(str(balance)).quantize(CENTS)),
-        currency=raw.get("currency_code"),
+        balance=None if balance is None else str(balance),
+        currency=_text(raw.get("currency_code")),
     )

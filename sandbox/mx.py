@@ -1,41 +1,60 @@
 """MX's Platform API as the sandbox speaks it, under `/mx`.
 
-It follows MX's "Handling Multifactor Authentication" guide (shared/seeds/002_...): a member's
-`connection_status` moves through CREATED, CHALLENGED with a `challenges` array (guid, label,
-type), RESUMED after `PUT .../resume`, and CONNECTED, with the same field names. MX's test bank is
-institution `mxbank`, and its right answer is `correct`. Beyond the seed document, these details
-are assumptions taken from MX's public API reference and marked where they appear: user creation
-and listing, institution credentials, the accounts list, and the numbering of challenge `type`
-past 0.
+linkflow's MX adapter is tested against this module over real HTTP, so it must speak MX's
+contract, not a convenient imitation of it. It follows MX's "Handling Multifactor Authentication"
+guide (shared/seeds/002_...): a member's `connection_status` moves through CREATED, CHALLENGED
+with a `challenges` array (`field_name`, `guid`, `label`, `type`), RESUMED after
+`PUT .../resume` (still `is_being_aggregated`, not yet `is_authenticated`), and CONNECTED, with
+the guide's field names. MX's test bank is institution `mxbank` and its right answer is `correct`.
+
+Details beyond the seed document are assumptions taken from MX's public API reference and are
+marked "Assumption" where they appear: user creation and listing, institution credentials, the
+challenges and accounts lists, member deletion, error bodies, and challenge `type` numbers past 0.
+
+A job in progress (CREATED or RESUMED) resolves on the first read after `latency_seconds`: to the
+next challenge, to CONNECTED, or to a final failure (DENIED, REJECTED). The accounts list is empty
+until the member is CONNECTED, as MX lists no accounts for a member that has not aggregated yet.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from sandbox.users import MAX_WRONG_ANSWERS, Scenario, is_correct, scenario_for
+from sandbox.users import (
+    MAX_WRONG_ANSWERS,
+    OTP_DESTINATION_QUESTION,
+    OTP_PHONES,
+    SECURITY_QUESTION,
+    Scenario,
+    is_correct,
+    is_offered,
+    otp_code_prompt,
+    scenario_for,
+)
 
+PREFIX = "/mx"
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 INSTITUTION_CODE = "mxbank"
+DEFAULT_RECORDS_PER_PAGE = 25
+MAX_RECORDS_PER_PAGE = 1000
 
-# Challenge `type` as integers, as in the seed's example (`"type": 0` for a text question). The
-# seed shows only 0; the rest follow the order of MX's documented names (an assumption).
+# Challenge `type` as integers, as in the seed's example (`"type": 0` for a text question).
+# Assumption: the seed shows only 0; the others follow the order of MX's documented type names.
 TEXT, OPTIONS, TOKEN, IMAGE_DATA, IMAGE_OPTIONS = 0, 1, 2, 3, 4
 
-PHONES = [("(***) ***-4321", "phone-4321"), ("(***) ***-8765", "phone-8765")]
-
-# Assumption: MX's credential fields for its test bank, as `GET /institutions/{code}/credentials`.
-CREDENTIAL_FIELDS = [
+# Assumption: the shape of `GET /institutions/{code}/credentials` for MX's test bank.
+CREDENTIAL_FIELDS: tuple[dict[str, Any], ...] = (
     {
         "guid": "CRD-1ec152cd-e628-e81a-e852-d1e7104624da",
         "field_name": "username",
@@ -50,12 +69,23 @@ CREDENTIAL_FIELDS = [
         "type": "PASSWORD",
         "display_order": 2,
     },
-]
+)
+CREDENTIAL_GUIDS = {str(f["field_name"]): str(f["guid"]) for f in CREDENTIAL_FIELDS}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+class BadRequest(Exception):
+    """A request the sandbox refuses; becomes an MX-style error body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def error(status: int, message: str) -> JSONResponse:
+    # Assumption: MX's error body shape.
     return JSONResponse({"error": {"message": message}}, status_code=status)
 
 
@@ -63,11 +93,13 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChallengeSpec:
+    """A question the bank asks; each time it is asked it gets a fresh guid."""
+
     label: str
     type: int
-    options: list[tuple[str, str]] = field(default_factory=list)
+    options: tuple[tuple[str, str], ...] = ()
 
     def issue(self) -> dict[str, Any]:
         challenge: dict[str, Any] = {
@@ -77,17 +109,29 @@ class ChallengeSpec:
             "type": self.type,
         }
         if self.options:
-            challenge["options"] = [{"label": lbl, "value": val} for lbl, val in self.options]
+            challenge["options"] = [
+                {"label": label, "value": value} for label, value in self.options
+            ]
         return challenge
 
+    def accepts(self, value: str) -> bool:
+        if self.type in (OPTIONS, IMAGE_OPTIONS):
+            return is_offered(value, (option_value for _, option_value in self.options))
+        return is_correct(value)
 
-QUESTION = ChallengeSpec("What city were you born in?", TEXT)
-PHONE_CHOICE = ChallengeSpec("Where should we text your one-time code?", OPTIONS, PHONES)
 
+QUESTION = ChallengeSpec(SECURITY_QUESTION, TEXT)
+PHONE_CHOICE = ChallengeSpec(OTP_DESTINATION_QUESTION, OPTIONS, tuple(OTP_PHONES))
 
-def code_challenge(phone_value: str) -> ChallengeSpec:
-    label = next(label for label, value in PHONES if value == phone_value)
-    return ChallengeSpec(f"Enter the code we texted to {label}", TOKEN)
+# A job in progress resolves into either another challenge or a connection_status word.
+Step = ChallengeSpec | str
+
+FIRST_STEPS: dict[Scenario, Step] = {
+    Scenario.NO_MFA: "CONNECTED",
+    Scenario.QUESTION: QUESTION,
+    Scenario.OTP: PHONE_CHOICE,
+    Scenario.INVALID: "DENIED",
+}
 
 
 @dataclass
@@ -95,18 +139,53 @@ class Member:
     guid: str
     user_guid: str
     scenario: Scenario
+    resolves_at: float
+    next_step: Step
     connection_status: str = "CREATED"
     is_authenticated: bool = False
     is_being_aggregated: bool = True
     aggregated_at: str | None = None
     successfully_aggregated_at: str | None = None
     challenges: list[dict[str, Any]] = field(default_factory=list)
-    current_spec: ChallengeSpec | None = None
+    asked: ChallengeSpec | None = None
     wrong_answers: int = 0
-    resolves_at: float = 0.0
-    # What the job turns into once it resolves: a challenge, "CONNECTED" or a failure word.
-    next_spec: ChallengeSpec | None = None
-    next_status: str | None = None
+    # Every Idempotency-Key sent for this member, with how many requests carried it.
+    idempotency_keys: dict[str, int] = field(default_factory=dict)
+
+    def advance(self, now: float) -> None:
+        """Resolve a job in progress once its latency has passed."""
+        if self.connection_status not in ("CREATED", "RESUMED") or now < self.resolves_at:
+            return
+        step = self.next_step
+        if isinstance(step, ChallengeSpec):
+            self.asked = step
+            self.challenges = [step.issue()]
+            self.connection_status = "CHALLENGED"
+            return
+        self.challenges = []
+        self.connection_status = step
+        self.is_being_aggregated = False
+        if step == "CONNECTED":
+            self.is_authenticated = True
+            self.aggregated_at = self.successfully_aggregated_at = now_iso()
+
+    def resume(self, answers: dict[str, str], now: float, latency_seconds: float) -> None:
+        """Judge one round of answers (already checked to cover every current challenge)."""
+        asked = self.asked
+        if asked is None:
+            raise BadRequest(409, "The member has no question to answer.")
+        right = all(asked.accepts(value) for value in answers.values())
+        self.connection_status = "RESUMED"
+        self.challenges = []
+        self.resolves_at = now + latency_seconds
+        if not right:
+            self.wrong_answers += 1
+            self.next_step = "REJECTED" if self.wrong_answers >= MAX_WRONG_ANSWERS else asked
+        elif asked is PHONE_CHOICE:
+            chosen = next(iter(answers.values()))
+            self.next_step = ChallengeSpec(otp_code_prompt(chosen), TOKEN)
+        else:
+            self.next_step = "CONNECTED"
 
     def status_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -122,103 +201,91 @@ class Member:
         return body
 
     def member_body(self) -> dict[str, Any]:
+        # Assumption: the member object carries the status fields plus these two.
         return self.status_body() | {
             "institution_code": INSTITUTION_CODE,
             "user_guid": self.user_guid,
         }
 
+    def accounts(self) -> list[dict[str, Any]]:
+        if self.connection_status != "CONNECTED":
+            return []
+        # Assumption: a subset of MX's account object.
+        return [
+            {
+                "guid": f"ACT-{uuid.uuid5(uuid.NAMESPACE_URL, f'{self.guid}/{kind}')}",
+                "name": name,
+                "type": kind,
+                "account_number": number,
+                "balance": balance,
+                "currency_code": "USD",
+                "member_guid": self.guid,
+                "user_guid": self.user_guid,
+            }
+            for name, kind, number, balance in (
+                ("MX Bank Checking", "CHECKING", "100200301234", 1250.75),
+                ("MX Bank Savings", "SAVINGS", "100200305678", 9800.05),
+            )
+        ]
+
 
 @dataclass
 class MxSandbox:
+    """MX's state for one sandbox process: users, members and the Idempotency-Keys seen."""
+
     latency_seconds: float = 0.3
+    clock: Callable[[], float] = time.monotonic
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
-    # Idempotency-Key -> the response first given for it, replayed for any repeat.
-    idempotent_responses: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    duplicate_submissions: int = 0
+    # Idempotency-Key -> member guid, and how many requests repeated a key already seen.
+    idempotency_keys: dict[str, str] = field(default_factory=dict)
+    duplicate_requests: int = 0
+
+    def mount(self) -> Mount:
+        return Mount(PREFIX, routes=self.routes())
 
     def routes(self) -> list[Route]:
-        guarded = self._guarded
-        return [
-            Route("/users", guarded(self.create_user), methods=["POST"]),
-            Route("/users", guarded(self.list_users), methods=["GET"]),
-            Route(
-                "/institutions/{code}/credentials",
-                guarded(self.institution_credentials),
-                methods=["GET"],
-            ),
-            Route("/users/{user}/members", guarded(self.create_member), methods=["POST"]),
-            Route(
-                "/users/{user}/members/{member}/status",
-                guarded(self.member_status),
-                methods=["GET"],
-            ),
-            Route(
-                "/users/{user}/members/{member}/challenges",
-                guarded(self.member_challenges),
-                methods=["GET"],
-            ),
-            Route("/users/{user}/members/{member}/resume", guarded(self.resume), methods=["PUT"]),
-            Route(
-                "/users/{user}/members/{member}/accounts",
-                guarded(self.list_accounts),
-                methods=["GET"],
-            ),
-            Route(
-                "/users/{user}/members/{member}", guarded(self.delete_member), methods=["DELETE"]
-            ),
-        ]
+        member = "/users/{user}/members/{member}"
+        table: Sequence[tuple[str, str, Handler]] = (
+            ("/users", "POST", self.create_user),
+            ("/users", "GET", self.list_users),
+            ("/institutions/{code}/credentials", "GET", self.institution_credentials),
+            ("/users/{user}/members", "POST", self.create_member),
+            (f"{member}/status", "GET", self.member_status),
+            (f"{member}/challenges", "GET", self.member_challenges),
+            (f"{member}/resume", "PUT", self.resume),
+            (f"{member}/accounts", "GET", self.list_accounts),
+            (member, "DELETE", self.delete_member),
+        )
+        return [Route(path, _guarded(handler), methods=[method]) for path, method, handler in table]
 
-    # ------------------------------------------------------------------ request checks
+    # ------------------------------------------------------------------ helpers
 
-    def _guarded(self, handler: Handler) -> Handler:
-        async def checked(request: Request) -> Response:
-            if not _has_basic_auth(request):
-                return error(401, "Authentication is required: use Basic client_id:api_key.")
-            if request.headers.get("accept") != MX_ACCEPT:
-                return error(406, f"Set the Accept header to {MX_ACCEPT}.")
-            return await handler(request)
-
-        return checked
-
-    async def _json(self, request: Request) -> dict[str, Any] | None:
-        try:
-            body = await request.json()
-        except ValueError:
-            return None
-        return body if isinstance(body, dict) else None
-
-    def _member(self, request: Request) -> Member | None:
+    def _member(self, request: Request) -> Member:
         member = self.members.get(request.path_params["member"])
         if member is None or member.user_guid != request.path_params["user"]:
-            return None
-        self._advance(member)
+            raise BadRequest(404, "Member not found.")
+        member.advance(self.clock())
         return member
 
-    def _replayed(self, request: Request) -> JSONResponse | None:
+    def _record_idempotency_key(self, request: Request, member: Member) -> None:
         key = request.headers.get("idempotency-key")
-        if key and key in self.idempotent_responses:
-            self.duplicate_submissions += 1
-            status, body = self.idempotent_responses[key]
-            return JSONResponse(body, status_code=status)
-        return None
-
-    def _remember(self, request: Request, status: int, body: dict[str, Any]) -> JSONResponse:
-        key = request.headers.get("idempotency-key")
-        if key:
-            self.idempotent_responses[key] = (status, body)
-        return JSONResponse(body, status_code=status)
+        if not key:
+            return
+        if key in self.idempotency_keys:
+            self.duplicate_requests += 1
+        self.idempotency_keys.setdefault(key, member.guid)
+        member.idempotency_keys[key] = member.idempotency_keys.get(key, 0) + 1
 
     # ------------------------------------------------------------------ users
 
     async def create_user(self, request: Request) -> Response:
-        body = await self._json(request)
-        user = body.get("user") if body else None
+        user = (await _json_body(request)).get("user")
         if not isinstance(user, dict):
-            return error(400, "Body must be {'user': {...}}.")
+            raise BadRequest(400, "The body must be {'user': {...}}.")
         partner_id = user.get("id")
         if partner_id is not None and any(u["id"] == partner_id for u in self.users.values()):
-            return error(409, f"A user with id {partner_id!r} already exists.")
+            raise BadRequest(409, "A user with this id already exists.")
         guid = f"USR-{uuid.uuid4()}"
         self.users[guid] = {
             "guid": guid,
@@ -229,144 +296,113 @@ class MxSandbox:
         return JSONResponse({"user": self.users[guid]})
 
     async def list_users(self, request: Request) -> Response:
-        page = max(1, int(request.query_params.get("page", "1")))
-        per_page = max(1, min(1000, int(request.query_params.get("records_per_page", "25"))))
         users = list(self.users.values())
+        page, per_page = _paging(request)
         chunk = users[(page - 1) * per_page : page * per_page]
         return JSONResponse({"users": chunk, "pagination": _pagination(page, per_page, users)})
 
     async def institution_credentials(self, request: Request) -> Response:
         if request.path_params["code"] != INSTITUTION_CODE:
-            return error(404, "Institution not found.")
-        return JSONResponse({"credentials": CREDENTIAL_FIELDS})
+            raise BadRequest(404, "Institution not found.")
+        return JSONResponse({"credentials": list(CREDENTIAL_FIELDS)})
 
     # ------------------------------------------------------------------ members
 
     async def create_member(self, request: Request) -> Response:
-        if replay := self._replayed(request):
-            return replay
+        body = await _json_body(request)
         user_guid = request.path_params["user"]
         if user_guid not in self.users:
-            return error(404, "User not found.")
-        body = await self._json(request)
-        member = body.get("member") if body else None
-        if not isinstance(member, dict) or member.get("institution_code") != INSTITUTION_CODE:
-            return error(400, f"Give member.institution_code {INSTITUTION_CODE!r}.")
-        given = {c.get("guid"): c.get("value") for c in member.get("credentials") or []}
-        fields = {f["field_name"]: f["guid"] for f in CREDENTIAL_FIELDS}
-        if set(given) != set(fields.values()) or not all(
-            isinstance(v, str) for v in given.values()
-        ):
-            return error(400, "Give a value for every credential guid of the institution.")
-        username = str(given[fields["username"]])
-        password = str(given[fields["password"]])
-        created = Member(
+            raise BadRequest(404, "User not found.")
+        requested = body.get("member")
+        if not isinstance(requested, dict):
+            raise BadRequest(400, "The body must be {'member': {...}}.")
+        if requested.get("institution_code") != INSTITUTION_CODE:
+            raise BadRequest(404, "Institution not found.")
+        given = _guid_values(requested.get("credentials"), "member.credentials")
+        if unknown := set(given) - set(CREDENTIAL_GUIDS.values()):
+            raise BadRequest(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
+        if missing := [n for n, g in CREDENTIAL_GUIDS.items() if not given.get(g)]:
+            raise BadRequest(400, f"Missing credential: {', '.join(missing)}.")
+        scenario = scenario_for(
+            given[CREDENTIAL_GUIDS["username"]], given[CREDENTIAL_GUIDS["password"]]
+        )
+        member = Member(
             guid=f"MBR-{uuid.uuid4()}",
             user_guid=user_guid,
-            scenario=scenario_for(username, password),
-            resolves_at=time.monotonic() + self.latency_seconds,
+            scenario=scenario,
+            resolves_at=self.clock() + self.latency_seconds,
+            next_step=FIRST_STEPS[scenario],
         )
-        created.next_spec, created.next_status = self._first_step(created.scenario)
-        self.members[created.guid] = created
-        return self._remember(request, 202, {"member": created.member_body()})
-
-    def _first_step(self, scenario: Scenario) -> tuple[ChallengeSpec | None, str | None]:
-        return {
-            Scenario.NO_MFA: (None, "CONNECTED"),
-            Scenario.QUESTION: (QUESTION, None),
-            Scenario.OTP: (PHONE_CHOICE, None),
-            Scenario.INVALID: (None, "DENIED"),
-        }[scenario]
-
-    def _advance(self, member: Member) -> None:
-        """Resolve a job in progress once its latency has passed."""
-        if member.connection_status not in ("CREATED", "RESUMED"):
-            return
-        if time.monotonic() < member.resolves_at:
-            return
-        if member.next_spec is not None:
-            member.current_spec = member.next_spec
-            member.challenges = [member.next_spec.issue()]
-            member.connection_status = "CHALLENGED"
-            return
-        member.challenges = []
-        member.connection_status = member.next_status or "CONNECTED"
-        member.is_being_aggregated = False
-        if member.connection_status == "CONNECTED":
-            member.is_authenticated = True
-            member.aggregated_at = member.successfully_aggregated_at = now_iso()
+        self.members[member.guid] = member
+        self._record_idempotency_key(request, member)
+        return JSONResponse({"member": member.member_body()}, status_code=202)
 
     async def member_status(self, request: Request) -> Response:
-        member = self._member(request)
-        if member is None:
-            return error(404, "Member not found.")
-        return JSONResponse({"member": member.status_body()})
+        return JSONResponse({"member": self._member(request).status_body()})
 
     async def member_challenges(self, request: Request) -> Response:
-        member = self._member(request)
-        if member is None:
-            return error(404, "Member not found.")
-        challenges = member.challenges if member.connection_status == "CHALLENGED" else []
+        # Assumption: MX's "List member challenges" shape.
+        challenges = self._member(request).challenges
+        page, per_page = _paging(request)
         return JSONResponse(
-            {"challenges": challenges, "pagination": _pagination(1, 25, challenges)}
+            {
+                "challenges": challenges[(page - 1) * per_page : page * per_page],
+                "pagination": _pagination(page, per_page, challenges),
+            }
         )
 
     async def resume(self, request: Request) -> Response:
-        if replay := self._replayed(request):
-            return replay
+        body = await _json_body(request)
+        # The body is read before the member so that no await separates the checks below from
+        # the change they guard.
         member = self._member(request)
-        if member is None:
-            return error(404, "Member not found.")
+        # Recorded before the checks: a retried resume that arrives after the first was accepted
+        # is exactly the duplicate worth counting.
+        self._record_idempotency_key(request, member)
         if member.connection_status != "CHALLENGED":
-            return error(409, f"Member is {member.connection_status}, not CHALLENGED.")
-        body = await self._json(request)
-        given = ((body or {}).get("member") or {}).get("challenges")
-        if not isinstance(given, list) or not all(isinstance(c, dict) for c in given):
-            return error(400, "Body must be {'member': {'challenges': [{'guid', 'value'}]}}.")
-        answers = {c.get("guid"): c.get("value") for c in given}
-        current = {c["guid"]: c for c in member.challenges}
-        if unknown := set(answers) - set(current):
-            return error(400, f"Not a current challenge: {', '.join(map(str, unknown))}.")
-        if missing := set(current) - set(answers):
-            return error(400, f"Answer every challenge; missing {', '.join(missing)}.")
-        if not all(isinstance(v, str) for v in answers.values()):
-            return error(400, "Every challenge value must be a string.")
-        self._judge(member, [(current[guid], str(value)) for guid, value in answers.items()])
-        return self._remember(request, 202, {"member": member.member_body()})
-
-    def _judge(self, member: Member, answers: list[tuple[dict[str, Any], str]]) -> None:
-        right = all(
-            value in {o["value"] for o in challenge.get("options", [])}
-            if challenge["type"] in (OPTIONS, IMAGE_OPTIONS)
-            else is_correct(value)
-            for challenge, value in answers
-        )
-        member.connection_status = "RESUMED"
-        member.resolves_at = time.monotonic() + self.latency_seconds
-        if not right:
-            member.wrong_answers += 1
-            if member.wrong_answers >= MAX_WRONG_ANSWERS:
-                member.next_spec, member.next_status = None, "REJECTED"
-            else:
-                member.next_spec = member.current_spec
-            return
-        if member.current_spec is PHONE_CHOICE:
-            member.next_spec = code_challenge(answers[0][1])
-        else:
-            member.next_spec, member.next_status = None, "CONNECTED"
+            raise BadRequest(409, f"The member is {member.connection_status}, not CHALLENGED.")
+        requested = body.get("member")
+        if not isinstance(requested, dict):
+            raise BadRequest(400, "The body must be {'member': {'challenges': [...]}}.")
+        answers = _guid_values(requested.get("challenges"), "member.challenges")
+        current = {challenge["guid"] for challenge in member.challenges}
+        if unknown := set(answers) - current:
+            raise BadRequest(400, f"Not a current challenge: {', '.join(sorted(unknown))}.")
+        if missing := current - set(answers):
+            raise BadRequest(400, f"Answer every challenge; missing {', '.join(sorted(missing))}.")
+        member.resume(answers, self.clock(), self.latency_seconds)
+        return JSONResponse({"member": member.member_body()}, status_code=202)
 
     async def list_accounts(self, request: Request) -> Response:
-        member = self._member(request)
-        if member is None:
-            return error(404, "Member not found.")
-        accounts = _accounts(member) if member.connection_status == "CONNECTED" else []
-        return JSONResponse({"accounts": accounts, "pagination": _pagination(1, 25, accounts)})
+        accounts = self._member(request).accounts()
+        page, per_page = _paging(request)
+        return JSONResponse(
+            {
+                "accounts": accounts[(page - 1) * per_page : page * per_page],
+                "pagination": _pagination(page, per_page, accounts),
+            }
+        )
 
     async def delete_member(self, request: Request) -> Response:
-        if self._member(request) is None:
-            return error(404, "Member not found.")
-        del self.members[request.path_params["member"]]
+        member = self._member(request)
+        del self.members[member.guid]
         return Response(status_code=204)
+
+
+def _guarded(handler: Handler) -> Handler:
+    """MX's checks on every request, and `BadRequest` turned into an error response."""
+
+    async def checked(request: Request) -> Response:
+        if not _has_basic_auth(request):
+            return error(401, "Authentication is required: use Basic client_id:api_key.")
+        if not _accepts_mx(request):
+            return error(406, f"Set the Accept header to {MX_ACCEPT}.")
+        try:
+            return await handler(request)
+        except BadRequest as refused:
+            return error(refused.status, refused.message)
+
+    return checked
 
 
 def _has_basic_auth(request: Request) -> bool:
@@ -374,42 +410,61 @@ def _has_basic_auth(request: Request) -> bool:
     if scheme.lower() != "basic":
         return False
     try:
-        client_id, _, api_key = base64.b64decode(encoded).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
+        client_id, _, api_key = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
         return False
     return bool(client_id and api_key)
 
 
-def _pagination(page: int, per_page: int, items: list[Any]) -> dict[str, int]:
+def _accepts_mx(request: Request) -> bool:
+    accepted = request.headers.get("accept", "").split(",")
+    return any(item.split(";")[0].strip().lower() == MX_ACCEPT for item in accepted)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as invalid:
+        raise BadRequest(400, "The body must be a JSON object.") from invalid
+    if not isinstance(body, dict):
+        raise BadRequest(400, "The body must be a JSON object.")
+    return body
+
+
+def _guid_values(items: object, where: str) -> dict[str, str]:
+    """Read `[{"guid": ..., "value": ...}]`, MX's shape for credentials and answers."""
+    if not isinstance(items, list) or not items:
+        raise BadRequest(400, f"{where} must be a non-empty list of {{'guid', 'value'}}.")
+    values: dict[str, str] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest(400, f"Every item of {where} must be {{'guid', 'value'}}.")
+        guid, value = item.get("guid"), item.get("value")
+        if not isinstance(guid, str) or not isinstance(value, str):
+            raise BadRequest(400, f"Every item of {where} needs a string guid and value.")
+        if guid in values:
+            raise BadRequest(400, f"{where} gives {guid} twice.")
+        values[guid] = value
+    return values
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    try:
+        page = int(request.query_params.get("page", "1"))
+        per_page = int(request.query_params.get("records_per_page", DEFAULT_RECORDS_PER_PAGE))
+    except ValueError as invalid:
+        raise BadRequest(400, "page and records_per_page must be integers.") from invalid
+    if page < 1 or not 1 <= per_page <= MAX_RECORDS_PER_PAGE:
+        raise BadRequest(
+            400, f"page must be 1 or more; records_per_page 1 to {MAX_RECORDS_PER_PAGE}."
+        )
+    return page, per_page
+
+
+def _pagination(page: int, per_page: int, items: Sequence[Any]) -> dict[str, int]:
     return {
         "current_page": page,
         "per_page": per_page,
         "total_entries": len(items),
         "total_pages": max(1, -(-len(items) // per_page)),
     }
-
-
-def _accounts(member: Member) -> list[dict[str, Any]]:
-    # Assumption: fields from MX's account object, a subset.
-    return [
-        {
-            "guid": f"ACT-{member.guid[4:12]}-chk",
-            "name": "MX Bank Checking",
-            "type": "CHECKING",
-            "account_number": "100200301234",
-            "balance": 1250.75,
-            "currency_code": "USD",
-            "member_guid": member.guid,
-            "user_guid": member.user_guid,
-        },
-        {
-            "guid": f"ACT-{member.guid[4:12]}-sav",
-            "name": "MX Bank Savings",
-            "type": "SAVINGS",
-            "account_number": "100200305678",
-            "balance": 9800.0,
-            "currency_code": "USD",
-            "member_guid": member.guid,
-            "user_guid": member.user_guid,
-        },
-    ]

@@ -1,0 +1,440 @@
+"""The MX sandbox's raw HTTP answers, field by field against MX's MFA guide (shared/seeds/002_...).
+
+The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
+the sandbox says what MX's documentation says, so that agreement means something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox
+
+# The member fields of the seed's CHALLENGED status example, exactly.
+SEED_STATUS_FIELDS = {
+    "aggregated_at",
+    "challenges",
+    "connection_status",
+    "guid",
+    "is_authenticated",
+    "is_being_aggregated",
+    "successfully_aggregated_at",
+}
+SEED_CHALLENGE_FIELDS = {"field_name", "guid", "label", "type"}
+AUTH = ("sandbox-client-id", "sandbox-api-key")
+USERNAME_GUID, PASSWORD_GUID = (str(field["guid"]) for field in CREDENTIAL_FIELDS)
+
+
+@pytest.fixture
+async def mx(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"{sandbox_url}/mx", auth=AUTH, headers={"Accept": MX_ACCEPT}, timeout=10
+    ) as client:
+        yield client
+
+
+async def new_user(mx: httpx.AsyncClient) -> str:
+    response = await mx.post("/users", json={"user": {"id": f"app-{time.time_ns()}"}})
+    assert response.status_code == 200, response.text
+    guid: str = response.json()["user"]["guid"]
+    return guid
+
+
+async def new_member(
+    mx: httpx.AsyncClient, username: str, password: str = "pass_good"
+) -> tuple[str, str]:
+    user = await new_user(mx)
+    response = await mx.post(
+        f"/users/{user}/members",
+        json={
+            "member": {
+                "institution_code": "mxbank",
+                "credentials": [
+                    {"guid": USERNAME_GUID, "value": username},
+                    {"guid": PASSWORD_GUID, "value": password},
+                ],
+            }
+        },
+    )
+    assert response.status_code == 202, response.text
+    return user, response.json()["member"]["guid"]
+
+
+async def settled_status(mx: httpx.AsyncClient, user: str, member: str) -> dict[str, Any]:
+    """The member's status once its job in progress has resolved."""
+    for _ in range(200):
+        response = await mx.get(f"/users/{user}/members/{member}/status")
+        assert response.status_code == 200, response.text
+        status: dict[str, Any] = response.json()["member"]
+        if status["connection_status"] not in ("CREATED", "RESUMED"):
+            return status
+        await asyncio.sleep(0.02)
+    pytest.fail(f"member {member} never left {status['connection_status']}")
+
+
+async def resume(
+    mx: httpx.AsyncClient, user: str, member: str, answers: list[dict[str, str]]
+) -> httpx.Response:
+    return await mx.put(
+        f"/users/{user}/members/{member}/resume", json={"member": {"challenges": answers}}
+    )
+
+
+async def test_health(sandbox_url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{sandbox_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [None, ("client", ""), ("", "key")],
+    ids=["no-auth", "no-api-key", "no-client-id"],
+)
+async def test_every_request_needs_basic_auth(
+    sandbox_url: str, auth: tuple[str, str] | None
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{sandbox_url}/mx", auth=auth) as client:
+        response = await client.get("/users", headers={"Accept": MX_ACCEPT})
+    assert response.status_code == 401
+    assert isinstance(response.json()["error"]["message"], str)
+
+
+@pytest.mark.parametrize("accept", [None, "application/json"])
+async def test_every_request_needs_mx_accept_header(sandbox_url: str, accept: str | None) -> None:
+    async with httpx.AsyncClient(base_url=f"{sandbox_url}/mx", auth=AUTH) as client:
+        request = client.build_request("GET", "/institutions/mxbank/credentials")
+        if accept is None:
+            del request.headers["Accept"]
+        else:
+            request.headers["Accept"] = accept
+        response = await client.send(request)
+    assert response.status_code == 406
+    assert MX_ACCEPT in response.json()["error"]["message"]
+
+
+async def test_create_user_and_duplicate_id(mx: httpx.AsyncClient) -> None:
+    partner_id = f"app-user-{time.time_ns()}"
+    created = await mx.post("/users", json={"user": {"id": partner_id, "metadata": None}})
+    assert created.status_code == 200
+    user = created.json()["user"]
+    assert set(user) == {"guid", "id", "is_disabled", "metadata"}
+    assert user["guid"].startswith("USR-")
+    assert user["id"] == partner_id
+    assert user["is_disabled"] is False
+    assert user["metadata"] is None
+
+    again = await mx.post("/users", json={"user": {"id": partner_id, "metadata": None}})
+    assert again.status_code == 409
+    assert again.json()["error"]["message"]
+
+
+async def test_list_users_pages(mx: httpx.AsyncClient) -> None:
+    await new_user(mx)
+    await new_user(mx)
+    everyone = (await mx.get("/users", params={"page": 1, "records_per_page": 100})).json()
+    total = everyone["pagination"]["total_entries"]
+    assert total >= 2
+    assert len(everyone["users"]) == min(total, 100)
+
+    second = await mx.get("/users", params={"page": 2, "records_per_page": 1})
+    assert second.status_code == 200
+    body = second.json()
+    assert body["pagination"] == {
+        "current_page": 2,
+        "per_page": 1,
+        "total_entries": total,
+        "total_pages": total,
+    }
+    assert body["users"] == [everyone["users"][1]]
+
+    bad = await mx.get("/users", params={"page": "x"})
+    assert bad.status_code == 400
+
+
+async def test_institution_credentials(mx: httpx.AsyncClient) -> None:
+    response = await mx.get("/institutions/mxbank/credentials")
+    assert response.status_code == 200
+    fields = response.json()["credentials"]
+    assert [(f["field_name"], f["label"], f["type"], f["display_order"]) for f in fields] == [
+        ("username", "Username", "TEXT", 1),
+        ("password", "Password", "PASSWORD", 2),
+    ]
+    assert all(f["guid"].startswith("CRD-") for f in fields)
+
+    unknown = await mx.get("/institutions/nobank/credentials")
+    assert unknown.status_code == 404
+
+
+async def test_create_member_body(mx: httpx.AsyncClient) -> None:
+    user = await new_user(mx)
+    response = await mx.post(
+        f"/users/{user}/members",
+        json={
+            "member": {
+                "institution_code": "mxbank",
+                "credentials": [
+                    {"guid": USERNAME_GUID, "value": "user_good"},
+                    {"guid": PASSWORD_GUID, "value": "pass_good"},
+                ],
+            }
+        },
+    )
+    assert response.status_code == 202
+    member = response.json()["member"]
+    assert member["guid"].startswith("MBR-")
+    assert {k: v for k, v in member.items() if k != "guid"} == {
+        "aggregated_at": None,
+        "connection_status": "CREATED",
+        "institution_code": "mxbank",
+        "is_authenticated": False,
+        "is_being_aggregated": True,
+        "successfully_aggregated_at": None,
+        "user_guid": user,
+    }
+
+
+async def test_create_member_refusals(mx: httpx.AsyncClient) -> None:
+    user = await new_user(mx)
+    only_username = {
+        "member": {
+            "institution_code": "mxbank",
+            "credentials": [{"guid": USERNAME_GUID, "value": "user_good"}],
+        }
+    }
+    missing = await mx.post(f"/users/{user}/members", json=only_username)
+    assert missing.status_code == 400
+    assert "password" in missing.json()["error"]["message"]
+
+    unknown_user = await mx.post("/users/USR-nobody/members", json=only_username)
+    assert unknown_user.status_code == 404
+
+
+async def test_challenged_status_matches_the_seed(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_mfa")
+    status = await settled_status(mx, user, member)
+
+    assert set(status) == SEED_STATUS_FIELDS
+    assert status["connection_status"] == "CHALLENGED"
+    assert status["guid"] == member
+    assert status["is_authenticated"] is False
+    assert status["is_being_aggregated"] is True
+    assert status["aggregated_at"] is None
+    assert status["successfully_aggregated_at"] is None
+    [challenge] = status["challenges"]
+    assert set(challenge) == SEED_CHALLENGE_FIELDS
+    assert challenge["field_name"] is None
+    assert challenge["guid"].startswith("CRD-")
+    assert challenge["label"] == "What city were you born in?"
+    assert challenge["type"] == 0
+    assert type(challenge["type"]) is int
+
+    listed = (await mx.get(f"/users/{user}/members/{member}/challenges")).json()
+    assert listed["challenges"] == [challenge]
+    assert listed["pagination"]["total_entries"] == 1
+
+
+async def test_resume_then_connected(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_mfa")
+    [challenge] = (await settled_status(mx, user, member))["challenges"]
+
+    resumed = await resume(mx, user, member, [{"guid": challenge["guid"], "value": "correct"}])
+    assert resumed.status_code == 202
+    body = resumed.json()["member"]
+    assert body["connection_status"] == "RESUMED"
+    assert body["is_being_aggregated"] is True
+    assert body["is_authenticated"] is False
+    assert "challenges" not in body
+
+    connected = await settled_status(mx, user, member)
+    assert set(connected) == SEED_STATUS_FIELDS - {"challenges"}
+    assert connected["connection_status"] == "CONNECTED"
+    assert connected["is_authenticated"] is True
+    assert connected["is_being_aggregated"] is False
+    assert connected["aggregated_at"].endswith("Z")
+    assert connected["successfully_aggregated_at"] == connected["aggregated_at"]
+
+
+async def test_resume_refusals(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_good")
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+    not_challenged = await resume(mx, user, member, [{"guid": "CRD-x", "value": "correct"}])
+    assert not_challenged.status_code == 409
+
+    user, member = await new_member(mx, "user_mfa")
+    [challenge] = (await settled_status(mx, user, member))["challenges"]
+    unknown = await resume(mx, user, member, [{"guid": "CRD-not-asked", "value": "correct"}])
+    assert unknown.status_code == 400
+    assert "CRD-not-asked" in unknown.json()["error"]["message"]
+    nothing = await resume(mx, user, member, [])
+    assert nothing.status_code == 400
+    # The refusals changed nothing: the same question is still waiting.
+    still = await settled_status(mx, user, member)
+    assert still["connection_status"] == "CHALLENGED"
+    assert still["challenges"] == [challenge]
+
+
+async def test_wrong_answers_get_new_challenges_then_rejected(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_mfa")
+    seen: list[str] = []
+    status = await settled_status(mx, user, member)
+    for _ in range(2):
+        [challenge] = status["challenges"]
+        seen.append(challenge["guid"])
+        wrong = await resume(mx, user, member, [{"guid": challenge["guid"], "value": "Chicago"}])
+        assert wrong.status_code == 202
+        status = await settled_status(mx, user, member)
+        assert status["connection_status"] == "CHALLENGED"
+        assert status["challenges"][0]["label"] == challenge["label"]
+        assert status["challenges"][0]["guid"] not in seen
+
+    [challenge] = status["challenges"]
+    await resume(mx, user, member, [{"guid": challenge["guid"], "value": "Tallahassee"}])
+    rejected = await settled_status(mx, user, member)
+    assert rejected["connection_status"] == "REJECTED"
+    assert rejected["is_being_aggregated"] is False
+    assert rejected["is_authenticated"] is False
+    assert "challenges" not in rejected
+
+
+async def test_otp_choose_phone_then_code(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_otp")
+    [choice] = (await settled_status(mx, user, member))["challenges"]
+    assert choice["type"] == 1
+    assert choice["label"] == "Where should we text your one-time code?"
+    assert choice["options"] == [
+        {"label": "(***) ***-4321", "value": "phone-4321"},
+        {"label": "(***) ***-8765", "value": "phone-8765"},
+    ]
+
+    # A value that was not offered is a wrong answer: the same question comes back.
+    await resume(mx, user, member, [{"guid": choice["guid"], "value": "phone-0000"}])
+    [again] = (await settled_status(mx, user, member))["challenges"]
+    assert again["type"] == 1
+    assert again["guid"] != choice["guid"]
+
+    await resume(mx, user, member, [{"guid": again["guid"], "value": "phone-8765"}])
+    [code] = (await settled_status(mx, user, member))["challenges"]
+    assert code["type"] == 2
+    assert code["label"] == "Enter the code we texted to (***) ***-8765"
+    assert "options" not in code
+
+    await resume(mx, user, member, [{"guid": code["guid"], "value": "correct"}])
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+async def test_bad_credentials_are_denied(mx: httpx.AsyncClient) -> None:
+    for username, password in [("user_bad", "pass_good"), ("user_good", "nope"), ("who", "x")]:
+        user, member = await new_member(mx, username, password)
+        denied = await settled_status(mx, user, member)
+        assert denied["connection_status"] == "DENIED", username
+        assert denied["is_being_aggregated"] is False
+        assert denied["is_authenticated"] is False
+
+
+async def test_accounts_only_once_connected(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_mfa")
+    await settled_status(mx, user, member)
+    before = (await mx.get(f"/users/{user}/members/{member}/accounts")).json()
+    assert before["accounts"] == []
+    assert before["pagination"]["total_entries"] == 0
+
+    user, member = await new_member(mx, "user_good")
+    await settled_status(mx, user, member)
+    body = (await mx.get(f"/users/{user}/members/{member}/accounts")).json()
+    assert body["pagination"]["total_entries"] == 2
+    checking, savings = body["accounts"]
+    assert checking == {
+        "guid": checking["guid"],
+        "name": "MX Bank Checking",
+        "type": "CHECKING",
+        "account_number": "100200301234",
+        "balance": 1250.75,
+        "currency_code": "USD",
+        "member_guid": member,
+        "user_guid": user,
+    }
+    assert checking["guid"].startswith("ACT-")
+    assert savings["type"] == "SAVINGS"
+    # The same account keeps its guid from one read to the next.
+    again = (await mx.get(f"/users/{user}/members/{member}/accounts")).json()
+    assert again["accounts"] == body["accounts"]
+
+
+async def test_delete_member(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_good")
+    deleted = await mx.delete(f"/users/{user}/members/{member}")
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert (await mx.delete(f"/users/{user}/members/{member}")).status_code == 404
+    assert (await mx.get(f"/users/{user}/members/{member}/status")).status_code == 404
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_latency_and_idempotency_keys_in_process() -> None:
+    clock = FakeClock()
+    sandbox = MxSandbox(latency_seconds=5, clock=clock)
+    app = Starlette(routes=[sandbox.mount()])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://sandbox/mx",
+        auth=AUTH,
+        headers={"Accept": MX_ACCEPT},
+    ) as mx:
+        user = await new_user(mx)
+        body = {
+            "member": {
+                "institution_code": "mxbank",
+                "credentials": [
+                    {"guid": USERNAME_GUID, "value": "user_mfa"},
+                    {"guid": PASSWORD_GUID, "value": "pass_good"},
+                ],
+            }
+        }
+        created = await mx.post(
+            f"/users/{user}/members", json=body, headers={"Idempotency-Key": "login-1"}
+        )
+        member = created.json()["member"]["guid"]
+        status_path = f"/users/{user}/members/{member}/status"
+
+        clock.now += 4.9
+        assert (await mx.get(status_path)).json()["member"]["connection_status"] == "CREATED"
+        clock.now += 0.2
+        challenged = (await mx.get(status_path)).json()["member"]
+        assert challenged["connection_status"] == "CHALLENGED"
+
+        guid = challenged["challenges"][0]["guid"]
+        resumed = await mx.put(
+            f"/users/{user}/members/{member}/resume",
+            json={"member": {"challenges": [{"guid": guid, "value": "correct"}]}},
+            headers={"Idempotency-Key": "answer-1"},
+        )
+        assert resumed.status_code == 202
+        assert sandbox.duplicate_requests == 0
+
+        # A retried resume (say, after a lost response) is refused, and counted as a duplicate.
+        retried = await mx.put(
+            f"/users/{user}/members/{member}/resume",
+            json={"member": {"challenges": [{"guid": guid, "value": "correct"}]}},
+            headers={"Idempotency-Key": "answer-1"},
+        )
+        assert retried.status_code == 409
+
+    assert sandbox.members[member].idempotency_keys == {"login-1": 1, "answer-1": 2}
+    assert sandbox.idempotency_keys == {"login-1": member, "answer-1": member}
+    assert sandbox.duplicate_requests == 1
