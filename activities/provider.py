@@ -20,6 +20,7 @@ from linkflow.models import Account, Challenge, ChallengeAnswer, LinkRequest, Pr
 from providers.base import Outcome, ProviderAdapter, ProviderState
 
 T = TypeVar("T")
+HEARTBEAT_EVERY_SECONDS = 5.0
 
 
 class LoginInput(BaseModel):
@@ -31,6 +32,11 @@ class WaitInput(BaseModel):
     provider: Provider
     session: dict[str, str]
     max_wait_seconds: float = Field(default=20.0, gt=0)
+    pending_challenge_ids: list[str] = Field(
+        default_factory=list,
+        description="Also keep waiting while the provider still asks exactly these challenges"
+        " (a push approval the user has not granted yet).",
+    )
     poll_interval_seconds: float = Field(default=0.25, gt=0)
 
 
@@ -85,19 +91,27 @@ class ProviderActivities:
         return adapter
 
     @staticmethod
-    async def _typed_errors(call: Awaitable[T]) -> T:
+    async def _call_provider(call: Awaitable[T]) -> T:
+        """Await a provider call, heartbeating while it runs (bank logins can take minutes)."""
+        task = asyncio.ensure_future(call)
         try:
-            return await call
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+                if done:
+                    return task.result()
+                activity.heartbeat()
         except Exception as error:
             typed = to_application_error(error)
             if typed is None:
                 raise
             raise typed from error
+        finally:
+            task.cancel()
 
     @activity.defn
     async def provider_login(self, data: LoginInput) -> ProviderState:
         adapter = self._adapter(data.request.provider)
-        return await self._typed_errors(
+        return await self._call_provider(
             adapter.login(data.link_id, data.request, idempotency_key=idempotency_key())
         )
 
@@ -112,8 +126,8 @@ class ProviderActivities:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + data.max_wait_seconds
         while True:
-            state = await self._typed_errors(adapter.poll(data.session))
-            if state.outcome is not Outcome.PENDING or loop.time() >= give_up_at:
+            state = await self._call_provider(adapter.poll(data.session))
+            if not _still_waiting(state, data) or loop.time() >= give_up_at:
                 return state
             activity.heartbeat(state.raw_status)
             await asyncio.sleep(min(data.poll_interval_seconds, give_up_at - loop.time()))
@@ -121,7 +135,7 @@ class ProviderActivities:
     @activity.defn
     async def provider_answer(self, data: AnswerInput) -> ProviderState:
         adapter = self._adapter(data.provider)
-        return await self._typed_errors(
+        return await self._call_provider(
             adapter.answer(
                 data.session, data.challenges, data.answers, idempotency_key=idempotency_key()
             )
@@ -130,9 +144,19 @@ class ProviderActivities:
     @activity.defn
     async def provider_fetch_accounts(self, data: SessionInput) -> AccountsResult:
         adapter = self._adapter(data.provider)
-        accounts = await self._typed_errors(adapter.fetch_accounts(data.session))
+        accounts = await self._call_provider(adapter.fetch_accounts(data.session))
         return AccountsResult(accounts=accounts)
 
     @activity.defn
     async def provider_revoke(self, data: SessionInput) -> None:
-        await self._typed_errors(self._adapter(data.provider).revoke(data.session))
+        await self._call_provider(self._adapter(data.provider).revoke(data.session))
+
+
+def _still_waiting(state: ProviderState, waiting: WaitInput) -> bool:
+    if state.outcome is Outcome.PENDING:
+        return True
+    return (
+        state.outcome is Outcome.CHALLENGED
+        and bool(waiting.pending_challenge_ids)
+        and [c.id for c in state.challenges] == waiting.pending_challenge_ids
+    )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from linkflow.models import Provider
+
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 
 
@@ -33,27 +35,32 @@ class TemporalSettings:
 
 
 @dataclass(frozen=True)
-class MxSettings:
+class ProviderEndpoint:
+    """Where one provider's API is, and the keys linkflow's account there uses."""
+
     base_url: str
-    client_id: str = field(repr=False)
-    api_key: str = field(repr=False)
+    keys: dict[str, str] = field(repr=False)
 
 
 @dataclass(frozen=True)
 class ProviderSettings:
-    """Provider endpoints and API keys. By default every provider is the local sandbox."""
+    """Provider endpoints and API keys. By default every provider is the local sandbox.
+
+    Provider P reads `LINKFLOW_P_BASE_URL` (default: the sandbox's `/p`) and one variable per key
+    its adapter names, `LINKFLOW_P_KEYNAME` (default: the sandbox's test key).
+    """
 
     sandbox_url: str
-    mx: MxSettings
 
     @classmethod
     def from_env(cls) -> ProviderSettings:
-        sandbox_url = _env("LINKFLOW_SANDBOX_URL", DEFAULT_SANDBOX_URL).rstrip("/")
-        return cls(
-            sandbox_url=sandbox_url,
-            mx=MxSettings(
-                base_url=_env("LINKFLOW_MX_BASE_URL", f"{sandbox_url}/mx"),
-                client_id=_env("LINKFLOW_MX_CLIENT_ID", "sandbox-client-id"),
-                api_key=_env("LINKFLOW_MX_API_KEY", "sandbox-api-key"),
-            ),
+        return cls(sandbox_url=_env("LINKFLOW_SANDBOX_URL", DEFAULT_SANDBOX_URL).rstrip("/"))
+
+    def endpoint(self, provider: Provider, key_defaults: dict[str, str]) -> ProviderEndpoint:
+        prefix = f"LINKFLOW_{provider.value.upper()}_"
+        return ProviderEndpoint(
+            base_url=_env(f"{prefix}BASE_URL", f"{self.sandbox_url}/{provider.value}"),
+            keys={
+                name: _env(f"{prefix}{name.upper()}", value) for name, value in key_defaults.items()
+            },
         )

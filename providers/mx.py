@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from linkflow.config import ProviderSettings
 from linkflow.models import (
     Account,
     Challenge,
@@ -34,6 +35,7 @@ from providers.base import (
     ProviderUnavailable,
 )
 from providers.http import make_client, raise_for_provider_status
+from providers.mapping import StatusMeaning, final, transient
 
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 PAGE_SIZE = 100
@@ -41,48 +43,7 @@ PAGE_SIZE = 100
 MAX_PAGES = 1000
 
 
-class StatusMeaning(NamedTuple):
-    """What one MX `connection_status` means for a link.
-
-    Exactly one of three holds: `outcome` is set (the link goes on in that state), `failure` is
-    set (MX's final answer, raised as `LinkFailure`), or neither (transient trouble at MX or the
-    bank, raised as `ProviderUnavailable` so that it is retried). `reason` qualifies an
-    ACTION_REQUIRED outcome. `message` is a sentence for the end user.
-    """
-
-    outcome: Outcome | None = None
-    failure: LinkReason | None = None
-    reason: LinkReason | None = None
-    message: str = ""
-
-    @property
-    def transient(self) -> bool:
-        return self.outcome is None and self.failure is None
-
-    def describe(self) -> str:
-        """The meaning in the link's vocabulary, as the README's table shows it."""
-        if self.failure is not None:
-            return f"`FAILED` ({self.failure.value}), not retried"
-        if self.outcome is None:
-            return "transient: retried"
-        if self.outcome is Outcome.LINKED:
-            return "`CONNECTED` once `is_being_aggregated` is false"
-        if self.outcome is Outcome.CHALLENGED:
-            return "`MFA_REQUIRED`"
-        if self.outcome is Outcome.ACTION_REQUIRED:
-            return f"`ACTION_REQUIRED` ({self.reason.value if self.reason else '-'})"
-        return "`CONNECTING`: followed until it changes"
-
-
 IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your bank.")
-
-
-def _transient(message: str) -> StatusMeaning:
-    return StatusMeaning(message=message)
-
-
-def _final(reason: LinkReason, message: str) -> StatusMeaning:
-    return StatusMeaning(failure=reason, message=message)
 
 
 CONNECTION_STATUSES: dict[str, StatusMeaning] = {
@@ -97,14 +58,14 @@ CONNECTION_STATUSES: dict[str, StatusMeaning] = {
         Outcome.CHALLENGED, message="Your bank needs you to answer a security question."
     ),
     "CONNECTED": StatusMeaning(Outcome.LINKED, message="Your bank account is connected."),
-    "DENIED": _final(
+    "DENIED": final(
         LinkReason.INVALID_CREDENTIALS,
         "Your bank did not accept that username and password. Check them and try again.",
     ),
-    "REJECTED": _final(
+    "REJECTED": final(
         LinkReason.MFA_FAILED, "Your bank did not accept the answers to its security questions."
     ),
-    "EXPIRED": _final(
+    "EXPIRED": final(
         LinkReason.MFA_TIMEOUT,
         "Your bank's security question expired before it was answered. Please start again.",
     ),
@@ -120,22 +81,22 @@ CONNECTION_STATUSES: dict[str, StatusMeaning] = {
         message="Your bank needs your attention: log in to its website and respond to the"
         " notice there, then try again.",
     ),
-    "PREVENTED": _final(
+    "PREVENTED": final(
         LinkReason.INSTITUTION_UNAVAILABLE,
         "The connection to your bank was stopped after several failed attempts.",
     ),
-    "DISABLED": _final(
+    "DISABLED": final(
         LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are turned off for now."
     ),
-    "DISCONTINUED": _final(
+    "DISCONTINUED": final(
         LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are no longer supported."
     ),
-    "CLOSED": _final(
+    "CLOSED": final(
         LinkReason.INSTITUTION_UNAVAILABLE, "This connection to your bank has been closed."
     ),
-    "DEGRADED": _transient("MX reports its connection to the bank as degraded."),
-    "FAILED": _transient("MX could not finish talking to the bank."),
-    "DISCONNECTED": _transient("MX could not reach the bank."),
+    "DEGRADED": transient("MX reports its connection to the bank as degraded."),
+    "FAILED": transient("MX could not finish talking to the bank."),
+    "DISCONNECTED": transient("MX could not reach the bank."),
 }
 
 
@@ -157,7 +118,7 @@ CHALLENGE_TYPES_BY_NAME = {t.name: t for t in CHALLENGE_TYPES.values()}
 SECRET_LABEL = re.compile(r"\b(password|passcode|passphrase|pin)\b", re.IGNORECASE)
 
 
-def _challenge_type(raw_type: object) -> ChallengeType:
+def _challenge_type(raw_type: object) -> ChallengeType | None:
     if isinstance(raw_type, int) and not isinstance(raw_type, bool):
         found = CHALLENGE_TYPES.get(raw_type)
     elif isinstance(raw_type, str):
@@ -166,8 +127,7 @@ def _challenge_type(raw_type: object) -> ChallengeType:
         found = found or CHALLENGE_TYPES_BY_NAME.get(word)
     else:
         found = None
-    # An unknown type is asked as a plain text question, the form that can carry any answer.
-    return found or CHALLENGE_TYPES[0]
+    return found
 
 
 def normalize_challenge(raw: dict[str, Any]) -> Challenge:
@@ -176,6 +136,14 @@ def normalize_challenge(raw: dict[str, Any]) -> Challenge:
     if not isinstance(guid, str) or not guid:
         raise ProviderUnavailable("MX sent a challenge without a guid.")
     challenge_type = _challenge_type(raw.get("type"))
+    if challenge_type is None:
+        # A captcha or a kind of question MX does not document: nobody can answer it here.
+        raise LinkFailure(
+            LinkReason.UNSUPPORTED_MFA,
+            "CHALLENGED",
+            "Your bank asks for a kind of verification linkflow cannot show"
+            f" ({raw.get('type')!r}). Link this account another way.",
+        )
     label = str(raw.get("label") or "Answer your bank's security question.")
     kind = challenge_type.kind
     if kind is ChallengeKind.TEXT and SECRET_LABEL.search(label):
@@ -238,10 +206,9 @@ def state_from_member(member: dict[str, Any], session: dict[str, str]) -> Provid
     )
 
 
-def status_table_markdown() -> str:
-    """`CONNECTION_STATUSES` as the README's Markdown table."""
-    rows = [f"| `{word}` | {meaning.describe()} |" for word, meaning in CONNECTION_STATUSES.items()]
-    return "\n".join(["| MX `connection_status` | linkflow |", "|---|---|", *rows])
+STATUS_FIELD = "connection_status"
+STATUS_MEANINGS = CONNECTION_STATUSES
+CHALLENGE_KINDS = {t.name: t.kind for t in CHALLENGE_TYPES.values()}
 
 
 class MxAdapter:
@@ -450,3 +417,10 @@ def _account(raw: dict[str, Any]) -> Account:
         balance=None if balance is None else str(balance),
         currency=_text(raw.get("currency_code")),
     )
+
+
+def create_adapter(settings: ProviderSettings) -> MxAdapter:
+    endpoint = settings.endpoint(
+        Provider.MX, {"client_id": "sandbox-client-id", "api_key": "sandbox-api-key"}
+    )
+    return MxAdapter(endpoint.base_url, endpoint.keys["client_id"], endpoint.keys["api_key"])

@@ -2,20 +2,19 @@
 
 Each provider lives in its own module (`sandbox/mx.py`, later Synapse, Arcadia, Teal, Unbill)
 whose state object builds a Starlette `Mount`; adding a provider is one more entry in
-`provider_sandboxes`. The state objects stay reachable as `app.state.providers` so that in-process
+`SANDBOX_MODULES`. The state objects stay reachable as `app.state.providers` so that in-process
 tests can look inside (for instance at the Idempotency-Keys a provider has seen).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
-
-from sandbox.mx import MxSandbox
 
 
 class ProviderSandbox(Protocol):
@@ -28,9 +27,27 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+SANDBOX_MODULES = {
+    "mx": "sandbox.mx",
+    "synapse": "sandbox.synapse",
+    "arcadia": "sandbox.arcadia",
+    "teal": "sandbox.teal",
+    "unbill": "sandbox.unbill",
+}
+
+
 def provider_sandboxes(latency_seconds: float) -> dict[str, ProviderSandbox]:
-    """Every provider the sandbox serves, by name."""
-    return {"mx": MxSandbox(latency_seconds=latency_seconds)}
+    """Every provider the sandbox serves, by name; each module has `create_sandbox`."""
+    sandboxes: dict[str, ProviderSandbox] = {}
+    for name, module_name in SANDBOX_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:  # TEMPORARY while providers are being written
+            if missing.name != module_name:
+                raise
+            continue
+        sandboxes[name] = module.create_sandbox(latency_seconds)
+    return sandboxes
 
 
 def create_app(latency_seconds: float = 0.3) -> Starlette:

@@ -36,6 +36,7 @@ from sandbox.users import (
     OTP_DESTINATION_QUESTION,
     OTP_PHONES,
     SECURITY_QUESTION,
+    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     is_offered,
@@ -98,7 +99,7 @@ class ChallengeSpec:
     """A question the bank asks; each time it is asked it gets a fresh guid."""
 
     label: str
-    type: int
+    type: int | str
     options: tuple[tuple[str, str], ...] = ()
 
     def issue(self) -> dict[str, Any]:
@@ -122,6 +123,8 @@ class ChallengeSpec:
 
 QUESTION = ChallengeSpec(SECURITY_QUESTION, TEXT)
 PHONE_CHOICE = ChallengeSpec(OTP_DESTINATION_QUESTION, OPTIONS, tuple(OTP_PHONES))
+# `user_unsupported`: a kind of question MX does not document, standing for a bank's captcha.
+CAPTCHA = ChallengeSpec("Type the characters you see in the picture.", "CAPTCHA")
 
 # A job in progress resolves into either another challenge or a connection_status word.
 Step = ChallengeSpec | str
@@ -131,6 +134,9 @@ FIRST_STEPS: dict[Scenario, Step] = {
     Scenario.QUESTION: QUESTION,
     Scenario.OTP: PHONE_CHOICE,
     Scenario.INVALID: "DENIED",
+    Scenario.HOLD: "IMPEDED",
+    Scenario.SLOW: "CONNECTED",
+    Scenario.UNSUPPORTED: CAPTCHA,
 }
 
 
@@ -330,7 +336,9 @@ class MxSandbox:
             guid=f"MBR-{uuid.uuid4()}",
             user_guid=user_guid,
             scenario=scenario,
-            resolves_at=self.clock() + self.latency_seconds,
+            resolves_at=self.clock()
+            + self.latency_seconds
+            + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
             next_step=FIRST_STEPS[scenario],
         )
         self.members[member.guid] = member
@@ -468,3 +476,7 @@ def _pagination(page: int, per_page: int, items: Sequence[Any]) -> dict[str, int
         "total_entries": len(items),
         "total_pages": max(1, -(-len(items) // per_page)),
     }
+
+
+def create_sandbox(latency_seconds: float) -> MxSandbox:
+    return MxSandbox(latency_seconds=latency_seconds)

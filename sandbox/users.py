@@ -9,6 +9,9 @@ One table of scenarios keeps the five provider sandboxes consistent: a test writ
 | `user_mfa` | `pass_good` | one text question (MX: "What city were you born in?") |
 | `user_otp` | `pass_good` | choose where to send a one-time code, then enter the code |
 | `user_bad` | anything | invalid credentials |
+| `user_hold` | `pass_good` | the provider puts the login on hold until the user acts |
+| `user_slow` | `pass_good` | the job stays in progress for `SLOW_JOB_SECONDS`, then links |
+| `user_unsupported` | `pass_good` | an MFA kind or a captcha the provider cannot pass on |
 
 Any other password, or an unknown username, is invalid credentials too. The answer `correct`
 (MX's own test convention) is right for every text question and code; any offered option is a
@@ -23,6 +26,8 @@ from enum import StrEnum
 from typing import NamedTuple
 
 GOOD_PASSWORD = "pass_good"
+# How long `user_slow`'s job stays in progress (long enough to be seen waiting, short for tests).
+SLOW_JOB_SECONDS = 3.0
 CORRECT_ANSWER = "correct"
 MAX_WRONG_ANSWERS = 3
 
@@ -34,6 +39,9 @@ class Scenario(StrEnum):
     QUESTION = "user_mfa"
     OTP = "user_otp"
     INVALID = "user_bad"
+    HOLD = "user_hold"
+    SLOW = "user_slow"
+    UNSUPPORTED = "user_unsupported"
 
 
 class Phone(NamedTuple):

@@ -234,3 +234,28 @@ async def test_missing_api_key_is_a_rejected_request(sandbox_url: str) -> None:
     finally:
         await adapter.aclose()
     assert refused.value.status_code == 401
+
+
+async def test_user_hold_needs_the_users_action(adapter: MxAdapter) -> None:
+    state = await settle(adapter, await login(adapter, "user_hold"))
+    assert state.outcome is Outcome.ACTION_REQUIRED
+    assert state.reason is LinkReason.PROVIDER_HOLD
+    assert state.raw_status == "IMPEDED"
+    assert state.message
+
+
+async def test_user_slow_stays_in_progress_then_links(adapter: MxAdapter) -> None:
+    state = await login(adapter, "user_slow")
+    polls = 0
+    while state.outcome is Outcome.PENDING and polls < 100:
+        polls += 1
+        await asyncio.sleep(0.1)
+        state = await adapter.poll(state.session)
+    assert state.outcome is Outcome.LINKED
+    assert polls >= 10  # SLOW_JOB_SECONDS is 3 s, seen at 0.1 s intervals
+
+
+async def test_user_unsupported_is_unsupported_mfa(adapter: MxAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, await login(adapter, "user_unsupported"))
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA

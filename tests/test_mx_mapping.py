@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,7 +35,6 @@ from providers.mx import (
     MxAdapter,
     normalize_challenge,
     state_from_member,
-    status_table_markdown,
 )
 
 SESSION = {"user_guid": "USR-1", "member_guid": "MBR-1"}
@@ -110,20 +108,6 @@ def test_every_meaning_is_exactly_one_kind() -> None:
         assert meaning.message, word
 
 
-def test_status_table_markdown_lists_every_word() -> None:
-    table = status_table_markdown()
-    for word, meaning in CONNECTION_STATUSES.items():
-        assert f"| `{word}` | {meaning.describe()} |" in table
-    assert "| `DENIED` | `FAILED` (INVALID_CREDENTIALS), not retried |" in table
-    assert "| `LOCKED` | `ACTION_REQUIRED` (ACCOUNT_LOCKED) |" in table
-
-
-def test_readme_shows_the_table_the_code_has() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    shown = readme.split("<!-- mx-status-table -->\n")[1].split("<!-- /mx-status-table -->")[0]
-    assert shown.strip() == status_table_markdown()
-
-
 def test_connected_while_still_aggregating_is_pending() -> None:
     state = state_from_member({"connection_status": "CONNECTED", "is_being_aggregated": True}, {})
     assert state.outcome is Outcome.PENDING
@@ -155,8 +139,6 @@ def test_unknown_status_is_transient_not_a_key_error(status: object) -> None:
         ("IMAGE_DATA", ChallengeKind.TEXT),
         (4, ChallengeKind.IMAGE_OPTIONS),
         ("image_options", ChallengeKind.IMAGE_OPTIONS),
-        (99, ChallengeKind.TEXT),
-        (None, ChallengeKind.TEXT),
     ],
 )
 def test_challenge_types_in_both_forms(raw_type: object, kind: ChallengeKind) -> None:
@@ -171,6 +153,13 @@ def test_challenge_types_in_both_forms(raw_type: object, kind: ChallengeKind) ->
     assert challenge.id == "CRD-9"
     assert challenge.prompt == "Pick one"
     assert challenge.option_values() == (["a"] if kind.has_options else [])
+
+
+@pytest.mark.parametrize("raw_type", [99, None, "CAPTCHA"])
+def test_undocumented_challenge_types_are_unsupported_mfa(raw_type: object) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        normalize_challenge({"guid": "CRD-9", "label": "Type the letters", "type": raw_type})
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
 
 
 @pytest.mark.parametrize(

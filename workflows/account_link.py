@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         LinkSnapshot,
         LinkStatus,
         MfaSubmission,
+        Provider,
         StatusChange,
     )
     from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
@@ -52,6 +53,11 @@ PROVIDER_CALL_RETRY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_ERROR_TYPES),
 )
 PROVIDER_CALL_TIMEOUT = timedelta(seconds=60)
+# Synapse's bank logins "can take awhile": its document advises a little over 300 seconds.
+SLOW_PROVIDER_CALL_TIMEOUTS = {Provider.SYNAPSE: timedelta(seconds=330)}
+# Activities heartbeat every few seconds while a provider works; silence this long means the
+# worker died, and Temporal retries the call elsewhere instead of waiting out its timeout.
+PROVIDER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # One activity waits this long for a provider's job; past it, durable timers take over.
 ACTIVE_WAIT_SECONDS = 20.0
 # Durable backoff between provider checks once the job outlasts an activity's wait.
@@ -113,6 +119,7 @@ class AccountLinkWorkflow:
                 ProviderActivities.provider_login,
                 LoginInput(link_id=self._link.link_id, request=request),
                 summary="log in",
+                start_to_close=self._slow_call_timeout,
             )
             self._link.attempts.logins += 1
             await self._follow(state)
@@ -132,6 +139,8 @@ class AccountLinkWorkflow:
             self._note_provider_state(state)
             if state.outcome is Outcome.PENDING:
                 state = await self._wait_for_provider(state)
+            elif state.outcome is Outcome.CHALLENGED and not _needs_answers(state.challenges):
+                state = await self._await_approval(state.challenges)
             elif state.outcome is Outcome.CHALLENGED:
                 challenges, answers = await self._mfa_round(state.challenges)
                 self._set_status(LinkStatus.CONNECTING)
@@ -144,6 +153,7 @@ class AccountLinkWorkflow:
                         answers=answers,
                     ),
                     summary=f"send {len(answers)} MFA answer(s)",
+                    start_to_close=self._slow_call_timeout,
                 )
             elif state.outcome is Outcome.LINKED:
                 result = await self._provider_call(
@@ -179,7 +189,6 @@ class AccountLinkWorkflow:
                 ),
                 summary="wait for the provider",
                 start_to_close=timedelta(seconds=ACTIVE_WAIT_SECONDS + 30),
-                heartbeat=timedelta(seconds=10),
             )
             if state.outcome is not Outcome.PENDING:
                 return state
@@ -195,12 +204,9 @@ class AccountLinkWorkflow:
             f"The provider was still working after {MAX_PROVIDER_JOB_SECONDS // 60} minutes.",
         )
 
-    async def _mfa_round(
-        self, challenges: list[Challenge]
-    ) -> tuple[list[Challenge], list[ChallengeAnswer]]:
-        """Show one round of challenges and wait, up to the deadline, for all their answers."""
-        timeout = self._request.options.mfa_timeout_seconds
-        deadline = workflow.now() + timedelta(seconds=timeout)
+    def _begin_round(self, challenges: list[Challenge]) -> datetime:
+        """Show a round of challenges; returns its deadline."""
+        deadline = workflow.now() + timedelta(seconds=self._request.options.mfa_timeout_seconds)
         self._round += 1
         self._link.attempts.mfa_rounds += 1
         self._pending = {c.id: c.model_copy(update={"deadline": deadline}) for c in challenges}
@@ -208,6 +214,41 @@ class AccountLinkWorkflow:
         self._set_status(LinkStatus.MFA_REQUIRED)
         # The round before this one is fully processed: whoever answered it gets this snapshot.
         self._settle(self._round - 1)
+        return deadline
+
+    async def _await_approval(self, challenges: list[Challenge]) -> ProviderState:
+        """A round the user completes on a device (a push approval): watch the provider."""
+        deadline = self._begin_round(challenges)
+        while (remaining := (deadline - workflow.now()).total_seconds()) > 0:
+            state = await self._provider_call(
+                ProviderActivities.provider_wait,
+                WaitInput(
+                    provider=self._request.provider,
+                    session=self._provider_session,
+                    max_wait_seconds=min(ACTIVE_WAIT_SECONDS, remaining),
+                    pending_challenge_ids=[c.id for c in challenges],
+                ),
+                summary="wait for the user's approval on their device",
+                start_to_close=timedelta(seconds=ACTIVE_WAIT_SECONDS + 30),
+            )
+            if state.outcome is not Outcome.CHALLENGED or [c.id for c in state.challenges] != [
+                c.id for c in challenges
+            ]:
+                self._pending = {}
+                return state
+        raise _LinkEnded(
+            LinkStatus.FAILED,
+            LinkReason.MFA_TIMEOUT,
+            "The sign-in was not approved within"
+            f" {self._request.options.mfa_timeout_seconds} seconds.",
+        )
+
+    async def _mfa_round(
+        self, challenges: list[Challenge]
+    ) -> tuple[list[Challenge], list[ChallengeAnswer]]:
+        """Show one round of challenges and wait, up to the deadline, for all their answers."""
+        self._begin_round(challenges)
+        timeout = self._request.options.mfa_timeout_seconds
         try:
             await workflow.wait_condition(
                 self._round_complete,
@@ -399,6 +440,11 @@ class AccountLinkWorkflow:
 
     # ---------------------------------------------------------------- activities
 
+    @property
+    def _slow_call_timeout(self) -> timedelta:
+        """Login and answer calls wait as long as the provider's logins may take."""
+        return SLOW_PROVIDER_CALL_TIMEOUTS.get(self._request.provider, PROVIDER_CALL_TIMEOUT)
+
     async def _provider_call(
         self,
         activity: Callable[..., Awaitable[ResultT]],
@@ -406,16 +452,19 @@ class AccountLinkWorkflow:
         *,
         summary: str,
         start_to_close: timedelta = PROVIDER_CALL_TIMEOUT,
-        heartbeat: timedelta | None = None,
     ) -> ResultT:
         return await workflow.execute_activity(
             activity,
             args=[data],
             start_to_close_timeout=start_to_close,
-            heartbeat_timeout=heartbeat,
+            heartbeat_timeout=PROVIDER_HEARTBEAT_TIMEOUT,
             retry_policy=PROVIDER_CALL_RETRY,
             summary=f"{self._request.provider.value}: {summary}",
         )
+
+
+def _needs_answers(challenges: list[Challenge]) -> bool:
+    return any(challenge.kind.needs_answer for challenge in challenges)
 
 
 def _recheck_delays() -> Iterator[int]:
