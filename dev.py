@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".linkflow-installed"
+INSTALL_LOG = VENV / "install.log"
 
 
 def ensure_environment() -> None:
@@ -33,9 +34,12 @@ def ensure_environment() -> None:
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     print("Installing linkflow and its test tools into .venv ...", flush=True)
-    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "--editable", f"{ROOT}[test]"], check=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
+    with INSTALL_LOG.open("w") as log:
+        for step in (["--upgrade", "pip"], ["--editable", f"{ROOT}[test]"]):
+            if subprocess.run([*pip, *step], stdout=log, stderr=subprocess.STDOUT).returncode:
+                print(INSTALL_LOG.read_text()[-4000:], file=sys.stderr)
+                raise subprocess.CalledProcessError(1, " ".join(step))
     STAMP.write_text(wanted)
 
 
@@ -66,7 +70,7 @@ def main() -> int:
     try:
         ensure_environment()
     except subprocess.CalledProcessError as error:
-        print(f"Setting up .venv failed ({error}).", file=sys.stderr)
+        print(f"Setting up .venv failed ({error}); see {INSTALL_LOG}.", file=sys.stderr)
         return 1
     if command == "setup":
         return 0

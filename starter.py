@@ -241,8 +241,9 @@ async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.say(f"Temporal Web: {ports.ui_url}   (logs in {stack.log_dir})")
         os.environ.update(stack.client_env())
         terminal.say(
-            f"Linking the {args.provider} test user {args.username!r} (password pass_good);"
-            " its bank asks for a phone, then a one-time code: the test code is `correct`."
+            f"Linking the {args.provider} sandbox's test user {args.username!r} (password"
+            " pass_good). Its right answer to every question is `correct`; any offered option"
+            " is a right choice."
         )
         link_args = argparse.Namespace(
             provider=Provider(args.provider),

@@ -421,3 +421,31 @@ async def test_default_300_second_timeout_on_time_skipping_server(
         assert result.attempts.mfa_rounds == 1
         assert result.pending_challenges == []
         assert (result.updated_at - result.started_at).total_seconds() >= 300
+
+
+async def test_hold_ends_action_required_with_the_banks_message(
+    dev_env: WorkflowEnvironment, run_worker, record_history
+):
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(mx_request("user_hold"))
+        result = await links.result(link_id)
+
+        assert result.status is LinkStatus.ACTION_REQUIRED
+        assert result.reason is LinkReason.PROVIDER_HOLD
+        assert result.provider_status == "IMPEDED"
+        assert result.message
+        assert "website" in result.message
+        await record_history(links.temporal.get_workflow_handle(link_id), "mx_hold")
+
+
+async def test_unsupported_mfa_fails_without_asking_the_user(
+    dev_env: WorkflowEnvironment, run_worker, record_history
+):
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(mx_request("user_unsupported"))
+        result = await links.result(link_id)
+
+        assert result.status is LinkStatus.FAILED
+        assert result.reason is LinkReason.UNSUPPORTED_MFA
+        assert result.attempts.mfa_rounds == 0
+        await record_history(links.temporal.get_workflow_handle(link_id), "mx_unsupported_mfa")
