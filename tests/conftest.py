@@ -98,7 +98,13 @@ WorkerFactory = Callable[..., AbstractAsyncContextManager[LinkClient]]
 
 
 @pytest.fixture
-def run_worker(sandbox_url: str) -> WorkerFactory:
+def max_cached_workflows() -> int:
+    """Workers keep workflows cached; a module can override this to make every step replay."""
+    return 1000
+
+
+@pytest.fixture
+def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
     """Run a worker on a fresh task queue; yields a LinkClient bound to that queue."""
 
     @asynccontextmanager
@@ -106,7 +112,6 @@ def run_worker(sandbox_url: str) -> WorkerFactory:
         client: Client,
         *,
         provider_url: str | None = None,
-        max_cached_workflows: int = 1000,
         sandboxed: bool = True,
     ) -> AsyncIterator[LinkClient]:
         task_queue = f"test-{uuid.uuid4()}"

@@ -7,6 +7,7 @@ starting the same link twice.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -34,6 +35,13 @@ from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
 from workflows.account_link import AccountLinkWorkflow
 
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
+
+
+@pytest.fixture(params=[1000, 0], ids=["cached", "replaying"])
+def max_cached_workflows(request: pytest.FixtureRequest) -> int:
+    """Every workflow test runs twice; with no cache, each step replays the whole history."""
+    param: int = request.param
+    return param
 
 
 def mx_request(username: str, password: str = "pass_good", **options: int) -> LinkRequest:
@@ -304,7 +312,7 @@ async def test_wrong_password_is_invalid_credentials(dev_env: WorkflowEnvironmen
 
 async def test_same_link_id_twice_is_one_link(dev_env: WorkflowEnvironment, run_worker):
     async with run_worker(dev_env.client) as links:
-        link_id = "link-double-click"
+        link_id = f"link-double-click-{uuid.uuid4()}"
         await links.start_link(mx_request("user_mfa"), link_id)
         await links.start_link(mx_request("user_mfa"), link_id)
         handle = links.temporal.get_workflow_handle(link_id)
@@ -410,7 +418,7 @@ async def test_default_300_second_timeout_on_time_skipping_server(
         handle = await links.temporal.start_workflow(
             AccountLinkWorkflow.run,
             mx_request("user_mfa"),
-            id="link-time-skipping",
+            id=f"link-time-skipping-{uuid.uuid4()}",
             task_queue=links.task_queue,
         )
         result = await handle.result()
