@@ -42,6 +42,7 @@ from linkflow.models import (
     Provider,
 )
 from linkflow.process import exit_now
+from providers.mapping import IMPLEMENTED_PROVIDERS
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_LINK_FAILED = 0, 1, 2, 3
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
@@ -280,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     link = commands.add_parser("link", help="start a link and answer its MFA in the terminal")
-    link.add_argument("--provider", type=Provider, choices=list(Provider), default=Provider.MX)
+    link.add_argument(
+        "--provider", type=Provider, choices=IMPLEMENTED_PROVIDERS, default=Provider.MX
+    )
     link.add_argument("--username", required=True)
     link.add_argument("--password", help="prompted for when omitted")
     link.add_argument("--user-ref", help="your app's reference for the end user")
@@ -302,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--json", action="store_true")
 
     demo = commands.add_parser("demo", help="run the dev stack and link a test user")
-    demo.add_argument("--provider", choices=[p.value for p in Provider], default="mx")
+    demo.add_argument("--provider", choices=[p.value for p in IMPLEMENTED_PROVIDERS], default="mx")
     demo.add_argument("--username", default="user_otp")
     demo.add_argument("--temporal-port", type=int, default=7233)
     demo.add_argument("--ui-port", type=int, default=8233)

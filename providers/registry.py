@@ -5,15 +5,11 @@ from __future__ import annotations
 from linkflow.config import ProviderSettings
 from linkflow.models import Provider
 from providers.base import ProviderAdapter
-from providers.mapping import adapter_module
+from providers.mapping import IMPLEMENTED_PROVIDERS, adapter_module
 
 
 def build_adapters(settings: ProviderSettings) -> dict[Provider, ProviderAdapter]:
-    adapters: dict[Provider, ProviderAdapter] = {}
-    for provider in Provider:
-        try:
-            module = adapter_module(provider)
-        except ModuleNotFoundError:  # TEMPORARY while providers are being written
-            continue
-        adapters[provider] = module.create_adapter(settings)
-    return adapters
+    return {
+        provider: adapter_module(provider).create_adapter(settings)
+        for provider in IMPLEMENTED_PROVIDERS
+    }

@@ -27,27 +27,18 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+# The providers whose sandbox exists so far; Synapse, Arcadia, Teal and Unbill join here.
 SANDBOX_MODULES = {
     "mx": "sandbox.mx",
-    "synapse": "sandbox.synapse",
-    "arcadia": "sandbox.arcadia",
-    "teal": "sandbox.teal",
-    "unbill": "sandbox.unbill",
 }
 
 
 def provider_sandboxes(latency_seconds: float) -> dict[str, ProviderSandbox]:
     """Every provider the sandbox serves, by name; each module has `create_sandbox`."""
-    sandboxes: dict[str, ProviderSandbox] = {}
-    for name, module_name in SANDBOX_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as missing:  # TEMPORARY while providers are being written
-            if missing.name != module_name:
-                raise
-            continue
-        sandboxes[name] = module.create_sandbox(latency_seconds)
-    return sandboxes
+    return {
+        name: importlib.import_module(module).create_sandbox(latency_seconds)
+        for name, module in SANDBOX_MODULES.items()
+    }
 
 
 def create_app(latency_seconds: float = 0.3) -> Starlette:
