@@ -134,23 +134,27 @@ def test_unreachable_temporal_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
 
 
+def demo_command(ports: StackPorts, state_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(PROJECT_ROOT / "starter.py"),
+        "demo",
+        "--temporal-port",
+        str(ports.temporal),
+        "--ui-port",
+        str(ports.ui),
+        "--sandbox-port",
+        str(ports.sandbox),
+        "--state-dir",
+        str(state_dir),
+        *extra,
+    ]
+
+
 def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
     ports = free_ports()
     run = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "starter.py"),
-            "demo",
-            "--temporal-port",
-            str(ports.temporal),
-            "--ui-port",
-            str(ports.ui),
-            "--sandbox-port",
-            str(ports.sandbox),
-            "--state-dir",
-            str(tmp_path),
-            "--exit-when-done",
-        ],
+        demo_command(ports, tmp_path, "--exit-when-done"),
         input="2\ncorrect\n",
         capture_output=True,
         text=True,
@@ -168,19 +172,7 @@ def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     ports = free_ports()
     demo = subprocess.Popen(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "starter.py"),
-            "demo",
-            "--temporal-port",
-            str(ports.temporal),
-            "--ui-port",
-            str(ports.ui),
-            "--sandbox-port",
-            str(ports.sandbox),
-            "--state-dir",
-            str(tmp_path),
-        ],
+        demo_command(ports, tmp_path),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

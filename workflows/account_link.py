@@ -138,7 +138,7 @@ class AccountLinkWorkflow:
         while True:
             self._note_provider_state(state)
             if state.outcome is Outcome.PENDING:
-                state = await self._wait_for_provider(state)
+                state = await self._wait_for_provider()
             elif state.outcome is Outcome.CHALLENGED and not _needs_answers(state.challenges):
                 state = await self._await_approval(state.challenges)
             elif state.outcome is Outcome.CHALLENGED:
@@ -176,7 +176,7 @@ class AccountLinkWorkflow:
                 self._settle()
                 return
 
-    async def _wait_for_provider(self, state: ProviderState) -> ProviderState:
+    async def _wait_for_provider(self) -> ProviderState:
         """Follow a provider job: a short active wait, then durable rechecks that back off."""
         started = workflow.now()
         for delay in _recheck_delays():
