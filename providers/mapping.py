@@ -7,23 +7,29 @@ Every adapter module describes its provider with the same three pieces of data:
 - `CHALLENGE_KINDS`: each kind of MFA question it sends, as linkflow's `ChallengeKind`.
 
 `readme_table()` renders all of them as the one table in the README, and a test keeps the two
-equal, so the documentation cannot drift from the code.
+equal, so the documentation cannot drift from the code. After changing a mapping, rewrite the
+README's generated tables with `python -m providers.mapping`.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple
 
 from linkflow.models import ChallengeKind, LinkReason, Provider
 from providers.base import Outcome
 
-# The providers with an adapter so far; the others are named in `Provider` for the API's sake
-# and join here as their adapters land. A worker refuses links to a provider it lacks.
+# The providers with an adapter, in the README's order. A worker refuses links to any other.
 ADAPTER_MODULES: dict[Provider, str] = {
     Provider.MX: "providers.mx",
+    Provider.SYNAPSE: "providers.synapse",
+    Provider.ARCADIA: "providers.arcadia",
+    Provider.TEAL: "providers.teal",
+    Provider.UNBILL: "providers.unbill",
 }
 IMPLEMENTED_PROVIDERS = list(ADAPTER_MODULES)
 
@@ -89,3 +95,34 @@ def readme_table(providers: list[Provider] | None = None) -> str:
     for provider in providers or list(ADAPTER_MODULES):
         rows += provider_rows(provider, adapter_module(provider))
     return "\n".join(rows)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_sections() -> dict[str, str]:
+    """Each generated README table by the name of the HTML comments that fence it."""
+    arcadia = importlib.import_module("providers.arcadia")
+    return {
+        "provider-mapping-table": readme_table(),
+        "arcadia-status-table": arcadia.status_table(),
+    }
+
+
+def fenced(text: str, name: str) -> str:
+    """What the README holds between `<!-- name -->` and `<!-- /name -->`, stripped."""
+    match = re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->", text, re.DOTALL)
+    if match is None:
+        raise ValueError(f"README has no <!-- {name} --> section")
+    return match.group(1).strip()
+
+
+def rewrite_readme(path: Path = README) -> None:
+    text = path.read_text()
+    for name, table in readme_sections().items():
+        text = text.replace(fenced(text, name), table, 1)
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    rewrite_readme()

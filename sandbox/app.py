@@ -1,6 +1,6 @@
 """The sandbox's ASGI app: each provider's contract mounted under its own path prefix.
 
-Each provider lives in its own module (`sandbox/mx.py`, later Synapse, Arcadia, Teal, Unbill)
+Each provider lives in its own module (`sandbox/mx.py`, `sandbox/arcadia.py`, ...)
 whose state object builds a Starlette `Mount`; adding a provider is one more entry in
 `SANDBOX_MODULES`. The state objects stay reachable as `app.state.providers` so that in-process
 tests can look inside (for instance at the Idempotency-Keys a provider has seen).
@@ -27,9 +27,12 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-# The providers whose sandbox exists so far; Synapse, Arcadia, Teal and Unbill join here.
 SANDBOX_MODULES = {
     "mx": "sandbox.mx",
+    "synapse": "sandbox.synapse",
+    "arcadia": "sandbox.arcadia",
+    "teal": "sandbox.teal",
+    "unbill": "sandbox.unbill",
 }
 
 

@@ -6,7 +6,7 @@ One table of scenarios keeps the five provider sandboxes consistent: a test writ
 | username | password | scenario |
 |---|---|---|
 | `user_good` | `pass_good` | links without MFA |
-| `user_mfa` | `pass_good` | one text question (MX: "What city were you born in?") |
+| `user_mfa` | `pass_good` | one round of questions (MX: "What city were you born in?") |
 | `user_otp` | `pass_good` | choose where to send a one-time code, then enter the code |
 | `user_bad` | anything | invalid credentials |
 | `user_hold` | `pass_good` | the provider puts the login on hold until the user acts |

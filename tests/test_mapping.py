@@ -1,23 +1,27 @@
-"""The README's mapping table is the code's mapping, provider by provider."""
+"""The README's generated tables are the code's mapping, provider by provider."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from linkflow.config import ProviderSettings
 from linkflow.models import Provider
-from providers.mapping import ADAPTER_MODULES, adapter_module, readme_table
+from providers import arcadia
+from providers.mapping import ADAPTER_MODULES, README, adapter_module, fenced, readme_sections
 from providers.registry import build_adapters
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- provider-mapping-table -->\n", "<!-- /provider-mapping-table -->"
+from sandbox import arcadia as arcadia_sandbox
 
 
-def test_readme_table_is_the_code() -> None:
-    shown = README.read_text().split(START)[1].split(END)[0]
-    assert shown.strip() == readme_table()
+@pytest.mark.parametrize("section", list(readme_sections()))
+def test_readme_tables_are_the_code(section: str) -> None:
+    assert fenced(README.read_text(), section) == readme_sections()[section], (
+        "README is stale: run `.venv/bin/python -m providers.mapping`"
+    )
+
+
+def test_arcadia_sandbox_and_adapter_pair_every_detail_alike() -> None:
+    assert arcadia.HIGH_LEVEL_STATUS == arcadia_sandbox.STATUS_OF_DETAIL
+    assert set(arcadia.HIGH_LEVEL_STATUS) == set(arcadia.STATUS_MEANINGS)
 
 
 async def test_the_worker_builds_an_adapter_for_every_implemented_provider() -> None:

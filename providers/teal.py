@@ -1,0 +1,342 @@
+"""The Teal payroll API adapter.
+
+Teal links a user's payroll login through an *account*: `POST /accounts` starts Teal's job, the
+account's `status` says where it stands, and when the payroll provider asks for MFA the account
+says what it asks (`mfa_method`); the single answer goes to `PUT /accounts/{account_id}/mfa` as
+`{"mfa": "..."}` (shared/seeds/003_...). Every call carries `X-API-KEY`, and
+`x-teal-authorisation-id` when one is configured. Once the account is ACTIVE its payroll
+submissions (`GET /payroll/{user_id}`) give the employments linkflow lists as accounts.
+
+Teal's reference shows only the status word PENDING and `mfa_method` `{"type": "Code", "source":
+"AUTHENTICATOR_APP"}`; the other words and fields read here are assumptions shared with
+sandbox/teal.py, which describes them. `ACCOUNT_STATUSES` is the one map from Teal's status words
+to linkflow's meaning.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from linkflow.config import ProviderSettings
+from linkflow.models import (
+    Account,
+    Challenge,
+    ChallengeAnswer,
+    ChallengeKind,
+    LinkReason,
+    LinkRequest,
+    Provider,
+)
+from providers.base import (
+    LinkFailure,
+    Outcome,
+    ProviderRejectedRequest,
+    ProviderState,
+    ProviderUnavailable,
+)
+from providers.http import make_client, raise_for_provider_status
+from providers.mapping import StatusMeaning, final, transient
+
+DEFAULT_PAYROLL_PROVIDER = "quickbooks"
+PAGE_LIMIT = 1000
+# Teal's lists are paged; this bounds a provider that keeps promising more items.
+MAX_PAGES = 1000
+
+IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your payroll provider.")
+
+# Assumption: Teal's status words beyond PENDING (its reference says an account is able to
+# receive data, needs authorisation, or is invalid or expired, without listing the words).
+ACCOUNT_STATUSES: dict[str, StatusMeaning] = {
+    "PENDING": IN_PROGRESS,
+    "MFA_REQUIRED": StatusMeaning(
+        Outcome.CHALLENGED, message="Your payroll provider needs you to confirm it is you."
+    ),
+    "ACTIVE": StatusMeaning(Outcome.LINKED, message="Your payroll account is connected."),
+    "ACTION_REQUIRED": StatusMeaning(
+        Outcome.ACTION_REQUIRED,
+        reason=LinkReason.PROVIDER_HOLD,
+        message="Your payroll provider needs your attention: log in to its website and respond"
+        " to the notice there, then try again.",
+    ),
+    "AUTHORISATION_REQUIRED": StatusMeaning(
+        Outcome.ACTION_REQUIRED,
+        reason=LinkReason.REAUTH_REQUIRED,
+        message="Your payroll provider needs you to authorise access on its website.",
+    ),
+    "EXPIRED": StatusMeaning(
+        Outcome.ACTION_REQUIRED,
+        reason=LinkReason.REAUTH_REQUIRED,
+        message="Access to your payroll account has expired. Please link it again.",
+    ),
+    "INVALID": final(
+        LinkReason.INVALID_CREDENTIALS,
+        "Your payroll provider did not accept that username and password."
+        " Check them and try again.",
+    ),
+    "MFA_FAILED": final(
+        LinkReason.MFA_FAILED,
+        "Your payroll provider did not accept the answers to its security check.",
+    ),
+    "ERROR": transient("Teal could not finish talking to the payroll provider."),
+}
+
+# `mfa_method.type` -> linkflow's kind. "Code" is Teal's documented word; "Date" and
+# "PasswordCharacters" name the other two answers its reference lists (an assumption).
+MFA_TYPES: dict[str, ChallengeKind] = {
+    "Code": ChallengeKind.CODE,
+    "Date": ChallengeKind.TEXT,
+    "PasswordCharacters": ChallengeKind.SECRET,
+}
+CODE_SOURCES = {
+    "AUTHENTICATOR_APP": "Enter the code from your authenticator app.",
+    "SMS": "Enter the code your payroll provider texted you.",
+    "EMAIL": "Enter the code your payroll provider emailed you.",
+}
+DEFAULT_PROMPTS = {
+    "Code": "Enter the code your payroll provider sent you.",
+    "Date": "Enter the date your payroll provider asks for (YYYY-MM-DD).",
+    "PasswordCharacters": "Enter the characters of your password your payroll provider asks for.",
+}
+
+STATUS_FIELD = "status"
+STATUS_MEANINGS = ACCOUNT_STATUSES
+CHALLENGE_KINDS = MFA_TYPES
+
+
+def normalize_challenge(account_id: str, method: dict[str, Any]) -> Challenge:
+    """Turn Teal's `mfa_method` into linkflow's `Challenge` (id = the method's id)."""
+    mfa_type = method.get("type")
+    kind = MFA_TYPES.get(mfa_type) if isinstance(mfa_type, str) else None
+    if kind is None or not isinstance(mfa_type, str):
+        # A captcha, an app approval or anything else one string cannot answer.
+        raise LinkFailure(
+            LinkReason.UNSUPPORTED_MFA,
+            "MFA_REQUIRED",
+            "Your payroll provider asks for a kind of verification linkflow cannot show"
+            f" ({mfa_type!r}). Link this account another way.",
+        )
+    source = method.get("source")
+    prompt = _text(method.get("prompt")) or (
+        CODE_SOURCES.get(source) if mfa_type == "Code" and isinstance(source, str) else None
+    )
+    method_id = _text(method.get("id"))
+    return Challenge(
+        # Without Teal's id (an assumed field), the round is named by what it asks.
+        id=method_id or f"{account_id}:{mfa_type}:{source}",
+        kind=kind,
+        prompt=prompt or DEFAULT_PROMPTS[mfa_type],
+    )
+
+
+def state_from_account(account: dict[str, Any], session: dict[str, str]) -> ProviderState:
+    """Read Teal's account object; raise for final failures and transient trouble."""
+    status = account.get("status")
+    meaning = ACCOUNT_STATUSES.get(status) if isinstance(status, str) else None
+    if not isinstance(status, str) or meaning is None:
+        raise ProviderUnavailable(
+            f"Teal sent an account status linkflow does not know: {status!r}."
+        )
+    if meaning.failure is not None:
+        raise LinkFailure(meaning.failure, status, meaning.message)
+    if meaning.outcome is None:
+        raise ProviderUnavailable(f"Teal account status is {status}: {meaning.message}")
+    outcome, message = meaning.outcome, meaning.message
+    challenges: list[Challenge] = []
+    if outcome is Outcome.CHALLENGED:
+        method = account.get("mfa_method")
+        if isinstance(method, dict):
+            challenges = [normalize_challenge(session.get("account_id", ""), method)]
+        else:
+            # MFA is needed but Teal has not said what it asks yet.
+            outcome, message = Outcome.PENDING, IN_PROGRESS.message
+    if outcome is Outcome.ACTION_REQUIRED:
+        message = _text(account.get("status_message")) or message
+    return ProviderState(
+        outcome=outcome,
+        raw_status=status,
+        session=dict(session),
+        challenges=challenges,
+        reason=meaning.reason,
+        message=message,
+    )
+
+
+class TealAdapter:
+    """linkflow's `ProviderAdapter` for Teal; session = `{"user_id", "account_id"}`."""
+
+    provider = Provider.TEAL
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        authorisation_id: str = "",
+        default_payroll_provider: str = DEFAULT_PAYROLL_PROVIDER,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._payroll_provider = default_payroll_provider
+        headers = {"X-API-KEY": api_key}
+        if authorisation_id:
+            headers["x-teal-authorisation-id"] = authorisation_id
+        if client is None:
+            self._client = make_client(base_url, headers=headers)
+        else:
+            client.headers.update(headers)
+            self._client = client
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _read(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
+        response = await self._client.request(
+            method, path, json=body, params=params, headers=headers
+        )
+        raise_for_provider_status(response, "Teal")
+        try:
+            data = response.json()
+        except ValueError as invalid:
+            raise ProviderUnavailable(
+                f"Teal answered {method} {path} with invalid JSON."
+            ) from invalid
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(f"Teal answered {method} {path} with a non-object.")
+        return data
+
+    async def _account(self, session: dict[str, str]) -> dict[str, Any]:
+        return await self._read("GET", f"/accounts/{session['account_id']}")
+
+    async def login(
+        self, link_id: str, request: LinkRequest, *, idempotency_key: str
+    ) -> ProviderState:
+        credentials = request.credentials
+        body: dict[str, Any] = {
+            # Assumption: linkflow's user_ref serves as Teal's user_id.
+            "user_id": request.user_ref,
+            "payroll_provider": request.options.institution_code or self._payroll_provider,
+            "user_name": credentials.username,
+            "password": credentials.password.get_secret_value(),
+        }
+        if credentials.extra:
+            body["extra_login_params"] = {
+                name: secret.get_secret_value() for name, secret in credentials.extra.items()
+            }
+        account = await self._read("POST", "/accounts", body=body, idempotency_key=idempotency_key)
+        account_id = account.get("account_id")
+        if not isinstance(account_id, str) or not account_id:
+            raise ProviderUnavailable("Teal created an account but did not say its id.")
+        return state_from_account(account, {"user_id": request.user_ref, "account_id": account_id})
+
+    async def poll(self, session: dict[str, str]) -> ProviderState:
+        return state_from_account(await self._account(session), session)
+
+    async def answer(
+        self,
+        session: dict[str, str],
+        challenges: list[Challenge],
+        answers: list[ChallengeAnswer],
+        *,
+        idempotency_key: str,
+    ) -> ProviderState:
+        # Teal's answer names no round, so the adapter checks the round is still the one asked:
+        # a retried call after Teal took the answer must not be sent to the next question.
+        current = state_from_account(await self._account(session), session)
+        asked = {challenge.id for challenge in current.challenges}
+        given = [answer for answer in answers if answer.challenge_id in asked]
+        if current.outcome is not Outcome.CHALLENGED or not given:
+            return current
+        account = await self._read(
+            "PUT",
+            f"/accounts/{session['account_id']}/mfa",
+            body={"mfa": given[0].value.get_secret_value()},
+            idempotency_key=idempotency_key,
+        )
+        return state_from_account(account, session)
+
+    async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
+        submissions: list[dict[str, Any]] = []
+        offset = 0
+        for _ in range(MAX_PAGES):
+            page = await self._read(
+                "GET",
+                f"/payroll/{session['user_id']}",
+                params={"account_id": session["account_id"], "offset": offset, "limit": PAGE_LIMIT},
+            )
+            chunk = page.get("payroll_submissions") or []
+            submissions += [s for s in chunk if isinstance(s, dict)]
+            pagination = page.get("pagination") or {}
+            offset += len(chunk)
+            if not chunk or offset >= int(pagination.get("total_count") or 0):
+                break
+        mine = [s for s in submissions if s.get("account_id") in (None, session["account_id"])]
+        if mine:
+            return employments(session["account_id"], mine)
+        account = await self._account(session)
+        return [
+            Account(
+                id=session["account_id"],
+                name=_payroll_name(str(account.get("payroll_provider") or "Payroll"), account),
+                kind="PAYROLL",
+            )
+        ]
+
+    async def revoke(self, session: dict[str, str]) -> None:
+        try:
+            response = await self._client.delete(f"/accounts/{session['account_id']}")
+            raise_for_provider_status(response, "Teal")
+        except ProviderRejectedRequest as error:
+            if error.status_code != 404:
+                raise
+
+
+def employments(account_id: str, submissions: list[dict[str, Any]]) -> list[Account]:
+    """One linkflow account per employer in the payroll, named with its latest pay date."""
+    latest: dict[str, str] = {}
+    for submission in submissions:
+        employment = submission.get("employment_information") or {}
+        income = submission.get("income_information") or {}
+        employer = _text(employment.get("employer_name")) if isinstance(employment, dict) else None
+        pay_date = _text(income.get("pay_date")) if isinstance(income, dict) else None
+        name = employer or "Employer"
+        latest[name] = max(latest.get(name, ""), pay_date or "")
+    return [
+        Account(
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"teal:{account_id}:{employer}")),
+            name=_payroll_name(employer, {"latest_pay_date": pay_date}),
+            kind="PAYROLL",
+        )
+        for employer, pay_date in latest.items()
+    ]
+
+
+def _payroll_name(employer: str, record: dict[str, Any]) -> str:
+    pay_date = _text(record.get("latest_pay_date"))
+    return f"{employer} payroll" + (f" (latest pay date {pay_date[:10]})" if pay_date else "")
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def create_adapter(settings: ProviderSettings) -> TealAdapter:
+    endpoint = settings.endpoint(
+        Provider.TEAL, {"api_key": "sandbox-api-key", "authorisation_id": ""}
+    )
+    return TealAdapter(
+        endpoint.base_url,
+        endpoint.keys["api_key"],
+        authorisation_id=endpoint.keys["authorisation_id"],
+    )

@@ -1,0 +1,635 @@
+"""ArcadiaAdapter against the Arcadia sandbox over real HTTP, for every test user and test hook.
+
+The sandbox runs as its own process (`tests/fixtures/sandbox.py`); these tests go through the
+adapter's own HTTP client, so they also prove it fetches an OAuth2 token and sends it with the
+`Arcadia-Version` header. The in-process tests in the middle pin down token caching and renewal;
+the unit tests at the end read every `statusDetail` word through `state_from_credential`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from linkflow.config import ProviderSettings
+from linkflow.models import (
+    ChallengeAnswer,
+    ChallengeKind,
+    Credentials,
+    LinkOptions,
+    LinkReason,
+    LinkRequest,
+    Provider,
+)
+from providers.arcadia import (
+    CHALLENGE_KINDS,
+    STATUS_FIELD,
+    STATUS_MEANINGS,
+    ArcadiaAdapter,
+    create_adapter,
+    state_from_credential,
+)
+from providers.base import (
+    LinkFailure,
+    Outcome,
+    ProviderAdapter,
+    ProviderRejectedRequest,
+    ProviderState,
+    ProviderUnavailable,
+)
+from sandbox.arcadia import STATUS_OF_DETAIL, TOKEN_TTL_SECONDS, ArcadiaSandbox
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_06371ee7a5caac3c.txt"
+CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
+PHONE_1, PHONE_2 = "(***) ***-4321", "(***) ***-8765"
+
+
+def seed_status_details() -> list[str]:
+    """The detailed status words, as the seed lists them after the `statusDetail` description."""
+    lines = SEED.read_text().splitlines()
+    start = lines.index(
+        "A detailed status for this credential. See this table for more information."
+    )
+    return lines[start + 2].split()
+
+
+@pytest.fixture
+async def adapter(sandbox_url: str) -> AsyncIterator[ArcadiaAdapter]:
+    arcadia = ArcadiaAdapter(f"{sandbox_url}/arcadia", CLIENT_ID, CLIENT_SECRET)
+    yield arcadia
+    await arcadia.aclose()
+
+
+def link_request(
+    username: str, password: str = "pass_good", *, provider_id: str | None = None
+) -> LinkRequest:
+    return LinkRequest(
+        provider=Provider.ARCADIA,
+        user_ref=f"app-user-{uuid.uuid4()}",
+        credentials=Credentials(username=username, password=password),
+        options=LinkOptions(institution_code=provider_id),
+    )
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+async def login(
+    adapter: ArcadiaAdapter, username: str, password: str = "pass_good"
+) -> ProviderState:
+    state = await adapter.login(
+        f"link-{uuid.uuid4()}", link_request(username, password), idempotency_key=new_key()
+    )
+    assert state.outcome is Outcome.PENDING
+    assert state.raw_status == "DATA_EXTRACTION_IN_PROGRESS"
+    assert state.session["credential_id"].startswith("cred_")
+    assert state.session["job_id"].startswith("job_")
+    return state
+
+
+async def settle(adapter: ArcadiaAdapter, state: ProviderState) -> ProviderState:
+    """Poll while Arcadia is working, for at most about five seconds."""
+    for _ in range(250):
+        if state.outcome is not Outcome.PENDING:
+            return state
+        await asyncio.sleep(0.02)
+        state = await adapter.poll(state.session)
+    pytest.fail(f"Arcadia stayed in {state.raw_status}")
+
+
+async def answer(adapter: ArcadiaAdapter, state: ProviderState, value: str) -> ProviderState:
+    [challenge] = state.challenges
+    answered = await adapter.answer(
+        state.session,
+        state.challenges,
+        [ChallengeAnswer(challenge_id=challenge.id, value=value)],
+        idempotency_key=new_key(),
+    )
+    assert answered.outcome is Outcome.PENDING
+    assert answered.raw_status == "DATA_EXTRACTION_IN_PROGRESS"
+    assert answered.session["credential_id"] == state.session["credential_id"]
+    return await settle(adapter, answered)
+
+
+def test_arcadia_adapter_is_a_provider_adapter() -> None:
+    adapter: ProviderAdapter = ArcadiaAdapter("http://arcadia.invalid", "id", "secret")
+    assert adapter.provider is Provider.ARCADIA
+
+
+async def test_user_good_links_with_two_utility_accounts(adapter: ArcadiaAdapter) -> None:
+    linked = await settle(adapter, await login(adapter, "user_good"))
+    assert linked.outcome is Outcome.LINKED
+    assert linked.raw_status == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
+    assert linked.challenges == []
+    assert linked.message == "Your utility account is connected."
+
+    accounts = await adapter.fetch_accounts(linked.session)
+    assert [(a.name, a.kind, a.mask, a.balance) for a in accounts] == [
+        ("Sandbox Power & Light Electric", "UTILITY", "1234", None),
+        ("Sandbox Power & Light Gas", "UTILITY", "5678", None),
+    ]
+    assert all(a.id.startswith("acct_") for a in accounts)
+    assert await adapter.fetch_accounts(linked.session) == accounts
+
+
+async def test_user_mfa_enters_one_passcode(adapter: ArcadiaAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_mfa"))
+    assert challenged.outcome is Outcome.CHALLENGED
+    assert challenged.raw_status == "ONE_TIME_PASSCODE"
+    [code] = challenged.challenges
+    assert code.kind is ChallengeKind.CODE
+    assert (
+        code.prompt == f"Enter the one-time code your utility sent you (text message to {PHONE_1})"
+    )
+    assert code.id.startswith("mfa_")
+    assert code.options == []
+    assert code.deadline is not None
+
+    linked = await answer(adapter, challenged, "correct")
+    assert linked.outcome is Outcome.LINKED
+    assert len(await adapter.fetch_accounts(linked.session)) == 2
+
+
+async def test_user_otp_chooses_where_the_code_goes_then_enters_it(
+    adapter: ArcadiaAdapter,
+) -> None:
+    choosing = await settle(adapter, await login(adapter, "user_otp"))
+    assert choosing.outcome is Outcome.CHALLENGED
+    assert choosing.raw_status == "VERIFICATION_METHOD"
+    [choice] = choosing.challenges
+    assert choice.kind is ChallengeKind.DEVICE_CHOICE
+    assert choice.prompt == "Where should your utility send your one-time code?"
+    assert choice.option_values() == [f"SMS:{PHONE_1}", f"SMS:{PHONE_2}", "EMAIL:j***@example.com"]
+    assert [o.label for o in choice.options] == [
+        f"Text message to {PHONE_1}",
+        f"Text message to {PHONE_2}",
+        "Email to j***@example.com",
+    ]
+    assert "verification_method" not in choosing.session
+
+    coding = await answer(adapter, choosing, f"SMS:{PHONE_2}")
+    assert coding.outcome is Outcome.CHALLENGED
+    assert coding.raw_status == "ONE_TIME_PASSCODE"
+    [code] = coding.challenges
+    assert code.kind is ChallengeKind.CODE
+    assert code.prompt.endswith(f"(text message to {PHONE_2})")
+    assert code.id != choice.id
+    assert coding.session["verification_method"] == f"SMS:{PHONE_2}"
+
+    linked = await answer(adapter, coding, "correct")
+    assert linked.outcome is Outcome.LINKED
+
+
+async def test_user_otp_may_choose_email(adapter: ArcadiaAdapter) -> None:
+    choosing = await settle(adapter, await login(adapter, "user_otp"))
+    coding = await answer(adapter, choosing, "EMAIL:j***@example.com")
+    assert coding.challenges[0].prompt.endswith("(email to j***@example.com)")
+    assert (await answer(adapter, coding, "correct")).outcome is Outcome.LINKED
+
+
+async def test_a_method_not_offered_gets_a_new_choice(adapter: ArcadiaAdapter) -> None:
+    first = await settle(adapter, await login(adapter, "user_otp"))
+    second = await answer(adapter, first, "SMS:(***) ***-0000")
+    assert second.outcome is Outcome.CHALLENGED
+    assert second.challenges[0].kind is ChallengeKind.DEVICE_CHOICE
+    assert second.challenges[0].id != first.challenges[0].id
+    assert second.challenges[0].options == first.challenges[0].options
+
+
+async def test_wrong_code_gets_a_new_challenge(adapter: ArcadiaAdapter) -> None:
+    first = await settle(adapter, await login(adapter, "user_mfa"))
+    second = await answer(adapter, first, "000000")
+    assert second.outcome is Outcome.CHALLENGED
+    assert second.challenges[0].kind is ChallengeKind.CODE
+    assert second.challenges[0].prompt == first.challenges[0].prompt
+    assert second.challenges[0].id != first.challenges[0].id
+    assert (await answer(adapter, second, "correct")).outcome is Outcome.LINKED
+
+
+async def test_three_wrong_codes_fail_mfa(adapter: ArcadiaAdapter) -> None:
+    state = await settle(adapter, await login(adapter, "user_otp"))
+    state = await answer(adapter, state, f"SMS:{PHONE_1}")
+    state = await answer(adapter, state, "111111")
+    state = await answer(adapter, state, "222222")
+    with pytest.raises(LinkFailure) as failure:
+        await answer(adapter, state, "333333")
+    assert failure.value.reason is LinkReason.MFA_FAILED
+    assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_FAILURE"
+
+
+async def test_answering_when_nothing_is_asked_is_refused(adapter: ArcadiaAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_mfa"))
+    pending = await adapter.answer(
+        challenged.session,
+        challenged.challenges,
+        [ChallengeAnswer(challenge_id=challenged.challenges[0].id, value="correct")],
+        idempotency_key=new_key(),
+    )
+    # The job runs again; the same answer sent now finds nothing waiting for it.
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.answer(
+            pending.session,
+            challenged.challenges,
+            [ChallengeAnswer(challenge_id=challenged.challenges[0].id, value="correct")],
+            idempotency_key=new_key(),
+        )
+    assert refused.value.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("user_bad", "pass_good"), ("user_good", "not-the-password"), ("nobody", "pass_good")],
+    ids=["user_bad", "wrong-password", "unknown-user"],
+)
+async def test_bad_credentials_fail_the_link(
+    adapter: ArcadiaAdapter, username: str, password: str
+) -> None:
+    state = await login(adapter, username, password)
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, state)
+    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
+    assert failure.value.raw_status == "INVALID_CREDENTIALS"
+    assert "username and password" in failure.value.message
+    assert password not in failure.value.message
+
+
+async def test_user_hold_needs_the_users_action(adapter: ArcadiaAdapter) -> None:
+    state = await settle(adapter, await login(adapter, "user_hold"))
+    assert state.outcome is Outcome.ACTION_REQUIRED
+    assert state.reason is LinkReason.PROVIDER_HOLD
+    assert state.raw_status == "REQUIRES_ENROLLMENT"
+    assert state.message
+    assert "enrollment" in state.message
+
+
+async def test_user_slow_stays_in_progress_then_links(adapter: ArcadiaAdapter) -> None:
+    state = await login(adapter, "user_slow")
+    polls = 0
+    while state.outcome is Outcome.PENDING and polls < 100:
+        polls += 1
+        await asyncio.sleep(0.1)
+        state = await adapter.poll(state.session)
+    assert state.outcome is Outcome.LINKED
+    assert polls >= 10  # SLOW_JOB_SECONDS is 3 s, seen at 0.1 s intervals
+
+
+async def test_user_unsupported_is_unsupported_mfa(adapter: ArcadiaAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, await login(adapter, "user_unsupported"))
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
+    assert failure.value.raw_status == "UNSUPPORTED_CAPTCHA"
+    assert "CAPTCHA" in failure.value.message
+
+
+@pytest.mark.parametrize("detail", sorted(STATUS_OF_DETAIL))
+async def test_status_test_hook_reads_as_the_table_says(
+    adapter: ArcadiaAdapter, detail: str
+) -> None:
+    """The sandbox's `status:<WORD>` hook ends a job in that word, for every word."""
+    state = await login(adapter, f"status:{detail}")
+    await asyncio.sleep(0.1)  # past the sandbox's latency: the next read resolves the job
+    meaning = STATUS_MEANINGS[detail]
+    if meaning.failure is not None:
+        with pytest.raises(LinkFailure) as failure:
+            await adapter.poll(state.session)
+        assert (failure.value.reason, failure.value.raw_status) == (meaning.failure, detail)
+    elif meaning.transient:
+        with pytest.raises(ProviderUnavailable):
+            await adapter.poll(state.session)
+    else:
+        polled = await adapter.poll(state.session)
+        assert (polled.outcome, polled.reason, polled.raw_status) == (
+            meaning.outcome,
+            meaning.reason,
+            detail,
+        )
+
+
+async def test_revoke_disables_the_credential_and_is_repeatable(adapter: ArcadiaAdapter) -> None:
+    linked = await settle(adapter, await login(adapter, "user_good"))
+    assert len(await adapter.fetch_accounts(linked.session)) == 2
+    await adapter.revoke(linked.session)
+    assert await adapter.fetch_accounts(linked.session) == []
+    await adapter.revoke(linked.session)  # Already disabled is not an error.
+    await adapter.revoke({"credential_id": "cred_gone"})  # Nor is one Arcadia does not know.
+
+
+async def test_unknown_utility_is_unavailable(adapter: ArcadiaAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await adapter.login(
+            "link-1", link_request("user_good", provider_id="no-such-utility"), idempotency_key="k"
+        )
+    assert failure.value.reason is LinkReason.INSTITUTION_UNAVAILABLE
+
+
+async def test_known_utility_is_sent_as_provider_id(adapter: ArcadiaAdapter) -> None:
+    state = await adapter.login(
+        "link-1",
+        link_request("user_good", provider_id="sandbox-power-and-light"),
+        idempotency_key=new_key(),
+    )
+    assert (await settle(adapter, state)).outcome is Outcome.LINKED
+
+
+async def test_wrong_client_secret_is_a_rejected_request(sandbox_url: str) -> None:
+    adapter = ArcadiaAdapter(f"{sandbox_url}/arcadia", CLIENT_ID, "not-the-secret")
+    try:
+        with pytest.raises(ProviderRejectedRequest) as refused:
+            await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
+    finally:
+        await adapter.aclose()
+    assert refused.value.status_code == 401
+    assert "not-the-secret" not in str(refused.value)
+
+
+async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
+    adapter = create_adapter(ProviderSettings(sandbox_url=sandbox_url))
+    try:
+        state = await adapter.login("link-1", link_request("user_good"), idempotency_key="k")
+        assert (await settle(adapter, state)).outcome is Outcome.LINKED
+    finally:
+        await adapter.aclose()
+
+
+async def test_an_answer_missing_is_refused_before_any_call(adapter: ArcadiaAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_mfa"))
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.answer(challenged.session, challenged.challenges, [], idempotency_key="k")
+    assert refused.value.status_code == 400
+    assert (await adapter.poll(challenged.session)).outcome is Outcome.CHALLENGED
+
+
+# ---------------------------------------------------------------------- in process
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock]]:
+    clock = FakeClock()
+    sandbox = ArcadiaSandbox(latency_seconds=1, clock=clock)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Starlette(routes=[sandbox.mount()])),
+        base_url="http://sandbox/arcadia",
+    )
+    adapter = ArcadiaAdapter("unused", CLIENT_ID, CLIENT_SECRET, client=client, clock=clock)
+    yield sandbox, adapter, clock
+    await adapter.aclose()
+
+
+async def test_one_token_serves_many_calls_until_it_expires(
+    in_process: tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock],
+) -> None:
+    sandbox, adapter, clock = in_process
+    state = await adapter.login("link-1", link_request("user_good"), idempotency_key="login-1")
+    await adapter.poll(state.session)
+    await adapter.login("link-2", link_request("user_mfa"), idempotency_key="login-2")
+    assert sandbox.tokens_issued == 1
+
+    # Renewed shortly before Arcadia's `expires_in` runs out, without a refused call first.
+    clock.now += TOKEN_TTL_SECONDS - 30
+    await adapter.poll(state.session)
+    assert sandbox.tokens_issued == 2
+    assert len(sandbox.tokens) == 2
+
+
+async def test_a_token_arcadia_no_longer_accepts_is_renewed_once(
+    in_process: tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock],
+) -> None:
+    sandbox, adapter, clock = in_process
+    state = await adapter.login("link-1", link_request("user_good"), idempotency_key="login-1")
+    sandbox.expire_tokens()
+    clock.now += 2
+    polled = await adapter.poll(state.session)
+    assert polled.outcome is Outcome.LINKED
+    assert sandbox.tokens_issued == 2
+
+
+async def test_a_refused_fresh_token_is_not_retried_in_a_loop() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path.endswith("/oauth2/token"):
+            return httpx.Response(200, json={"access_token": f"t{len(calls)}", "expires_in": 60})
+        return httpx.Response(401, json={"error": "unauthorized", "message": "no"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://a")
+    adapter = ArcadiaAdapter("unused", CLIENT_ID, CLIENT_SECRET, client=client)
+    try:
+        with pytest.raises(ProviderRejectedRequest) as refused:
+            await adapter.poll({"credential_id": "cred_1"})
+        assert refused.value.status_code == 401
+        assert calls == ["/oauth2/token", "/plug/credentials/cred_1"]
+        # A cached token that is refused is renewed once, then the refusal stands.
+        with pytest.raises(ProviderRejectedRequest):
+            await adapter.poll({"credential_id": "cred_1"})
+        assert calls[2:] == [
+            "/plug/credentials/cred_1",
+            "/oauth2/token",
+            "/plug/credentials/cred_1",
+        ]
+    finally:
+        await adapter.aclose()
+
+
+async def test_idempotency_keys_reach_arcadia(
+    in_process: tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock],
+) -> None:
+    sandbox, adapter, clock = in_process
+    state = await adapter.login("link-1", link_request("user_otp"), idempotency_key="login-1")
+    clock.now += 1
+    choosing = await adapter.poll(state.session)
+    [choice] = choosing.challenges
+    answers = [ChallengeAnswer(challenge_id=choice.id, value=choice.options[0].value)]
+    await adapter.answer(choosing.session, choosing.challenges, answers, idempotency_key="answer-1")
+    assert sandbox.duplicate_requests == 0
+    # A retried answer (say, after a lost response) is refused, and counted as a duplicate.
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.answer(
+            choosing.session, choosing.challenges, answers, idempotency_key="answer-1"
+        )
+    assert refused.value.status_code == 409
+    credential_id = state.session["credential_id"]
+    assert sandbox.credentials[credential_id].idempotency_keys == {"login-1": 1, "answer-1": 2}
+    assert sandbox.duplicate_requests == 1
+
+
+async def test_an_unanswered_request_times_out(
+    in_process: tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock],
+) -> None:
+    _, adapter, clock = in_process
+    state = await adapter.login("link-1", link_request("user_mfa"), idempotency_key="login-1")
+    clock.now += 1
+    assert (await adapter.poll(state.session)).outcome is Outcome.CHALLENGED
+    clock.now += 600
+    with pytest.raises(LinkFailure) as failure:
+        await adapter.poll(state.session)
+    assert failure.value.reason is LinkReason.MFA_TIMEOUT
+    assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_TIMEOUT"
+
+
+# ---------------------------------------------------------------------- unit: the status table
+
+
+def credential(
+    status: str, detail: str | None, job: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": "cred_1",
+        "status": status,
+        "statusDetail": detail,
+        "currentJob": job or {"id": "job_1", "status": "SUCCEEDED", "mfa": None},
+    }
+
+
+def test_every_seed_status_detail_has_a_meaning() -> None:
+    words = seed_status_details()
+    assert len(words) == 18
+    assert set(STATUS_MEANINGS) == set(words) == set(STATUS_OF_DETAIL)
+    assert STATUS_FIELD == "statusDetail"
+    assert CHALLENGE_KINDS == {
+        "VERIFICATION_METHOD": ChallengeKind.DEVICE_CHOICE,
+        "ONE_TIME_PASSCODE": ChallengeKind.CODE,
+    }
+    assert all(meaning.message for meaning in STATUS_MEANINGS.values())
+
+
+EXPECTED: dict[str, tuple[Outcome | None, LinkReason | None]] = {
+    # (outcome, reason) for links that go on; (None, failure) for final failures;
+    # (None, None) for transient trouble.
+    "LOGIN_AND_DATA_DISCOVERY_SUCCESS": (Outcome.LINKED, None),
+    "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": (Outcome.LINKED, None),
+    "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": (Outcome.LINKED, None),
+    "DATA_EXTRACTION_IN_PROGRESS": (Outcome.PENDING, None),
+    "ISSUE_UNDER_REVIEW": (Outcome.PENDING, None),
+    "PROVIDER_WEBSITE_INACCESSIBLE": (None, None),
+    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": (None, None),
+    "INVALID_CREDENTIALS": (None, LinkReason.INVALID_CREDENTIALS),
+    "MULTI_FACTOR_AUTHENTICATION_FAILURE": (None, LinkReason.MFA_FAILED),
+    "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": (None, LinkReason.MFA_TIMEOUT),
+    "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": (None, LinkReason.UNSUPPORTED_MFA),
+    "UNSUPPORTED_CAPTCHA": (None, LinkReason.UNSUPPORTED_MFA),
+    "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": (
+        Outcome.ACTION_REQUIRED,
+        LinkReason.MFA_REFRESH_REQUIRED,
+    ),
+    "REQUIRES_ENROLLMENT": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
+    "EMAIL_APPROVAL": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
+    "OTHER_ACCESS_LIMITATION": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
+    "UNSUCCESSFUL_EMAIL_APPROVAL": (None, LinkReason.MFA_FAILED),
+    "USER_REVOKED_ACCESS": (None, LinkReason.USER_REVOKED_ACCESS),
+}
+
+
+@pytest.mark.parametrize("detail", list(EXPECTED))
+def test_each_status_detail_through_the_parser(detail: str) -> None:
+    outcome, reason = EXPECTED[detail]
+    raw = credential(STATUS_OF_DETAIL[detail], detail)
+    if outcome is None and reason is not None:
+        with pytest.raises(LinkFailure) as failure:
+            state_from_credential(raw, {})
+        assert (failure.value.reason, failure.value.raw_status) == (reason, detail)
+        assert failure.value.message == STATUS_MEANINGS[detail].message
+    elif outcome is None:
+        with pytest.raises(ProviderUnavailable, match=detail):
+            state_from_credential(raw, {})
+    else:
+        state = state_from_credential(raw, {})
+        assert (state.outcome, state.reason, state.raw_status) == (outcome, reason, detail)
+        assert state.message == STATUS_MEANINGS[detail].message
+        assert state.session == {"credential_id": "cred_1", "job_id": "job_1"}
+
+
+def test_partial_data_says_so() -> None:
+    state = state_from_credential(
+        credential("CONNECTION_SUCCESS", "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE"), {}
+    )
+    assert state.outcome is Outcome.LINKED
+    assert state.message
+    assert "no smart-meter (interval) data" in state.message
+
+
+def test_a_success_detail_while_the_status_is_in_progress_is_pending() -> None:
+    state = state_from_credential(
+        credential("CONNECTION_IN_PROGRESS", "LOGIN_AND_DATA_DISCOVERY_SUCCESS"), {}
+    )
+    assert state.outcome is Outcome.PENDING
+    assert state.raw_status == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("CONNECTION_SUCCESS", Outcome.LINKED), ("CONNECTION_IN_PROGRESS", Outcome.PENDING)],
+)
+def test_an_unknown_detail_falls_back_on_the_status(status: str, expected: Outcome) -> None:
+    assert state_from_credential(credential(status, "SOMETHING_NEW"), {}).outcome is expected
+
+
+def test_an_unknown_detail_under_failure_is_a_provider_error() -> None:
+    with pytest.raises(LinkFailure) as failure:
+        state_from_credential(credential("CONNECTION_FAILURE", "SOMETHING_NEW"), {})
+    assert failure.value.reason is LinkReason.PROVIDER_ERROR
+    assert failure.value.raw_status == "SOMETHING_NEW"
+
+
+def test_an_unknown_status_and_detail_is_transient() -> None:
+    with pytest.raises(ProviderUnavailable):
+        state_from_credential(credential("WHATEVER", None), {})
+
+
+def waiting(mfa: dict[str, Any]) -> dict[str, Any]:
+    return credential(
+        "CONNECTION_IN_PROGRESS",
+        "DATA_EXTRACTION_IN_PROGRESS",
+        {"id": "job_2", "status": "WAITING_FOR_INPUT", "mfa": mfa},
+    )
+
+
+def test_a_job_waiting_for_input_is_challenged_whatever_the_statuses() -> None:
+    mfa = {
+        "id": "mfa_1",
+        "type": "VERIFICATION_METHOD",
+        "verificationMethods": [{"type": "CALL", "value": "(***) ***-1111"}],
+        "selectedVerificationMethod": None,
+        "expiresAt": "2030-01-01T00:00:00.000Z",
+    }
+    state = state_from_credential(waiting(mfa), {"credential_id": "cred_1"})
+    assert state.outcome is Outcome.CHALLENGED
+    assert state.raw_status == "VERIFICATION_METHOD"
+    assert state.session == {"credential_id": "cred_1", "job_id": "job_2"}
+    [choice] = state.challenges
+    assert (choice.id, choice.kind) == ("mfa_1", ChallengeKind.DEVICE_CHOICE)
+    assert [(o.value, o.label) for o in choice.options] == [
+        ("CALL:(***) ***-1111", "Phone call to (***) ***-1111")
+    ]
+    assert choice.deadline is not None
+    assert choice.deadline.year == 2030
+
+
+def test_an_mfa_kind_linkflow_cannot_show_is_unsupported() -> None:
+    with pytest.raises(LinkFailure) as failure:
+        state_from_credential(waiting({"id": "mfa_1", "type": "SECURITY_KEY"}), {})
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
+    assert failure.value.raw_status == "SECURITY_KEY"
+
+
+def test_a_method_choice_without_methods_is_transient() -> None:
+    with pytest.raises(ProviderUnavailable):
+        state_from_credential(
+            waiting({"id": "mfa_1", "type": "VERIFICATION_METHOD", "verificationMethods": []}), {}
+        )

@@ -1,0 +1,522 @@
+"""UnbillAdapter against the Unbill sandbox over real HTTP, for every test user and test hook.
+
+The sandbox runs as its own process (`tests/fixtures/sandbox.py`); these tests go through the
+adapter's own HTTP client, so they also prove it sends Unbill's bearer token. The unit tests at
+the end read every status word through `state_from_auth` without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from linkflow.config import ProviderSettings
+from linkflow.models import (
+    ChallengeAnswer,
+    ChallengeKind,
+    Credentials,
+    LinkOptions,
+    LinkReason,
+    LinkRequest,
+    Provider,
+)
+from providers.base import (
+    LinkFailure,
+    Outcome,
+    ProviderAdapter,
+    ProviderRejectedRequest,
+    ProviderState,
+    ProviderUnavailable,
+)
+from providers.mapping import StatusMeaning
+from providers.unbill import (
+    CHALLENGE_KINDS,
+    DEFAULT_COMPANY_ID,
+    MFA_ANSWERED,
+    STATUS_FIELD,
+    STATUS_MEANINGS,
+    UnbillAdapter,
+    create_adapter,
+    state_from_auth,
+)
+
+SEED_QUESTIONS = ["What city did you grow up in?", "What is your favorite food?"]
+SESSION = {"client_id": "c" * 24, "auth_id": "a" * 24, "company_id": DEFAULT_COMPANY_ID}
+
+
+@pytest.fixture
+async def adapter(sandbox_url: str) -> AsyncIterator[UnbillAdapter]:
+    unbill = UnbillAdapter(f"{sandbox_url}/unbill", "sandbox-api-key")
+    yield unbill
+    await unbill.aclose()
+
+
+def link_request(
+    username: str,
+    password: str = "pass_good",
+    *,
+    user_ref: str | None = None,
+    company_id: str | None = None,
+    test_status: str | None = None,
+) -> LinkRequest:
+    extra = {} if test_status is None else {"status": SecretStr(test_status)}
+    return LinkRequest(
+        provider=Provider.UNBILL,
+        user_ref=user_ref or f"app-user-{uuid.uuid4()}",
+        credentials=Credentials(username=username, password=SecretStr(password), extra=extra),
+        options=LinkOptions(institution_code=company_id),
+    )
+
+
+def new_key() -> str:
+    return str(uuid.uuid4())
+
+
+async def login(
+    adapter: UnbillAdapter, username: str, password: str = "pass_good", **kwargs: Any
+) -> ProviderState:
+    state = await adapter.login(
+        f"link-{uuid.uuid4()}",
+        link_request(username, password, **kwargs),
+        idempotency_key=new_key(),
+    )
+    assert state.outcome is Outcome.PENDING
+    assert state.raw_status == "pending"
+    return state
+
+
+async def settle(adapter: UnbillAdapter, state: ProviderState) -> ProviderState:
+    """Poll while Unbill is signing in, for at most about five seconds."""
+    for _ in range(250):
+        if state.outcome is not Outcome.PENDING:
+            return state
+        await asyncio.sleep(0.02)
+        state = await adapter.poll(state.session)
+    pytest.fail(f"Unbill stayed {state.raw_status}")
+
+
+async def answer(adapter: UnbillAdapter, state: ProviderState, *values: str) -> ProviderState:
+    assert len(values) == len(state.challenges)
+    answers = [
+        ChallengeAnswer(challenge_id=challenge.id, value=SecretStr(value))
+        for challenge, value in zip(state.challenges, values, strict=True)
+    ]
+    answered = await adapter.answer(
+        state.session, state.challenges, answers, idempotency_key=new_key()
+    )
+    assert answered.outcome is Outcome.PENDING
+    assert answered.raw_status == "pending"
+    assert answered.session == state.session | {MFA_ANSWERED: "true"}
+    return await settle(adapter, answered)
+
+
+async def assert_linked_with_one_bill(adapter: UnbillAdapter, state: ProviderState) -> None:
+    assert state.outcome is Outcome.LINKED
+    assert state.raw_status == "verified"
+    assert state.challenges == []
+    [bill] = await adapter.fetch_accounts(state.session)
+    assert (bill.name, bill.kind, bill.balance, bill.currency, bill.mask) == (
+        "Netflix",
+        "BILL",
+        "15.49",
+        "USD",
+        None,
+    )
+    assert len(bill.id) == 24
+
+
+def test_unbill_adapter_is_a_provider_adapter() -> None:
+    adapter: ProviderAdapter = UnbillAdapter("http://unbill.invalid", "key")
+    assert adapter.provider is Provider.UNBILL
+
+
+async def test_create_adapter_uses_the_sandbox_defaults() -> None:
+    adapter = create_adapter(ProviderSettings(sandbox_url="http://sandbox.invalid"))
+    try:
+        assert str(adapter._client.base_url) == "http://sandbox.invalid/unbill/"
+        assert adapter._client.headers["Authorization"] == "Bearer sandbox-api-key"
+    finally:
+        await adapter.aclose()
+
+
+async def test_user_good_links_with_one_bill(adapter: UnbillAdapter) -> None:
+    state = await login(adapter, "user_good")
+    assert set(state.session) == {"client_id", "auth_id", "company_id"}
+    assert state.session["company_id"] == DEFAULT_COMPANY_ID
+    await assert_linked_with_one_bill(adapter, await settle(adapter, state))
+
+
+async def test_user_mfa_answers_both_seed_questions_at_once(adapter: UnbillAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_mfa"))
+    assert challenged.outcome is Outcome.CHALLENGED
+    assert challenged.raw_status == "mfa-required"
+    assert [c.prompt for c in challenged.challenges] == SEED_QUESTIONS
+    assert {c.kind for c in challenged.challenges} == {ChallengeKind.TEXT}
+    assert len({c.id for c in challenged.challenges}) == 2
+    # Ids stay the same while the round waits.
+    again = await adapter.poll(challenged.session)
+    assert [c.id for c in again.challenges] == [c.id for c in challenged.challenges]
+
+    await assert_linked_with_one_bill(
+        adapter, await answer(adapter, challenged, "correct", "correct")
+    )
+
+
+async def test_user_otp_enters_the_code(adapter: UnbillAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_otp"))
+    assert challenged.outcome is Outcome.CHALLENGED
+    [code] = challenged.challenges
+    assert code.kind is ChallengeKind.CODE
+    assert code.prompt == "Enter the code we texted to (***) ***-4321"
+    assert code.options == []
+    await assert_linked_with_one_bill(adapter, await answer(adapter, challenged, "correct"))
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("user_bad", "pass_good"), ("user_good", "not-the-password"), ("nobody", "pass_good")],
+    ids=["user_bad", "wrong-password", "unknown-user"],
+)
+async def test_bad_credentials_fail_the_link(
+    adapter: UnbillAdapter, username: str, password: str
+) -> None:
+    state = await login(adapter, username, password)
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, state)
+    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
+    assert failure.value.raw_status == "authenticate"
+    assert "username and password" in failure.value.message
+    assert password not in failure.value.message
+
+
+async def test_user_hold_needs_the_users_action_then_fix_hold_resumes(
+    adapter: UnbillAdapter,
+) -> None:
+    held = await settle(adapter, await login(adapter, "user_hold"))
+    assert held.outcome is Outcome.ACTION_REQUIRED
+    assert held.reason is LinkReason.PROVIDER_HOLD
+    assert held.raw_status == "hold"
+    assert held.message == "Please log in to your account and accept the Terms and Conditions."
+    assert held.session["hold_code"] == "account_issue_accept_toc"
+    assert await adapter.fetch_accounts(held.session) == []
+
+    resumed = await adapter.fix_hold(held.session)
+    assert resumed.outcome is Outcome.PENDING
+    assert "hold_code" not in resumed.session
+    await assert_linked_with_one_bill(adapter, await settle(adapter, resumed))
+
+    # Fixing an auth that is no longer on hold is refused.
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.fix_hold(resumed.session)
+    assert refused.value.status_code == 409
+
+
+async def test_user_slow_stays_in_progress_then_links(adapter: UnbillAdapter) -> None:
+    state = await login(adapter, "user_slow")
+    polls = 0
+    while state.outcome is Outcome.PENDING and polls < 100:
+        polls += 1
+        await asyncio.sleep(0.1)
+        state = await adapter.poll(state.session)
+    assert polls >= 10  # SLOW_JOB_SECONDS is 3 s, seen at 0.1 s intervals
+    await assert_linked_with_one_bill(adapter, state)
+
+
+async def test_user_unsupported_is_unsupported_mfa(adapter: UnbillAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, await login(adapter, "user_unsupported"))
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
+    assert failure.value.raw_status == "mfa-required"
+    assert "captcha" in failure.value.message
+
+
+async def test_wrong_answer_gets_a_new_round(adapter: UnbillAdapter) -> None:
+    first = await settle(adapter, await login(adapter, "user_mfa"))
+    second = await answer(adapter, first, "correct", "Pizza")
+    assert second.outcome is Outcome.CHALLENGED
+    assert [c.prompt for c in second.challenges] == SEED_QUESTIONS
+    assert not {c.id for c in second.challenges} & {c.id for c in first.challenges}
+
+    # The old round is gone: answering it is a refused request, not a silent success.
+    stale = [
+        ChallengeAnswer(challenge_id=c.id, value=SecretStr("correct")) for c in first.challenges
+    ]
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.answer(second.session, second.challenges, stale, idempotency_key=new_key())
+    assert refused.value.status_code == 400
+
+    await assert_linked_with_one_bill(adapter, await answer(adapter, second, "correct", "correct"))
+
+
+async def test_three_wrong_rounds_fail_mfa(adapter: UnbillAdapter) -> None:
+    state = await settle(adapter, await login(adapter, "user_otp"))
+    state = await answer(adapter, state, "111111")
+    state = await answer(adapter, state, "222222")
+    with pytest.raises(LinkFailure) as failure:
+        await answer(adapter, state, "333333")
+    assert failure.value.reason is LinkReason.MFA_FAILED
+    assert failure.value.raw_status == "authenticate"
+
+
+@pytest.mark.parametrize("via", ["username", "status"])
+async def test_hook_mfa_required_prompt_is_approved_on_the_device(
+    adapter: UnbillAdapter, via: str
+) -> None:
+    if via == "username":
+        state = await login(adapter, "mfa-required-prompt")
+    else:
+        state = await login(adapter, "anyone", "anything", test_status="mfa-required-prompt")
+    waiting = await settle(adapter, state)
+    assert waiting.outcome is Outcome.CHALLENGED
+    [prompt] = waiting.challenges
+    assert prompt.kind is ChallengeKind.PUSH_APPROVAL
+    assert not prompt.kind.needs_answer
+    # The workflow only polls; the sandbox approves by itself after a few latency periods.
+    for _ in range(100):
+        state = await adapter.poll(waiting.session)
+        if state.outcome is not Outcome.CHALLENGED:
+            break
+        assert [c.id for c in state.challenges] == [prompt.id]
+        await asyncio.sleep(0.02)
+    await assert_linked_with_one_bill(adapter, state)
+
+
+async def test_answering_a_prompt_only_polls(adapter: UnbillAdapter) -> None:
+    waiting = await settle(adapter, await login(adapter, "mfa-required-prompt"))
+    [prompt] = waiting.challenges
+    state = await adapter.answer(
+        waiting.session,
+        waiting.challenges,
+        [ChallengeAnswer(challenge_id=prompt.id, value=SecretStr("ok"))],
+        idempotency_key=new_key(),
+    )
+    assert state.outcome in (Outcome.CHALLENGED, Outcome.LINKED)
+    assert MFA_ANSWERED not in state.session
+
+
+@pytest.mark.parametrize("via", ["username", "status"])
+@pytest.mark.parametrize(
+    ("hook", "kinds", "answers"),
+    [
+        ("mfa-required-questions", [ChallengeKind.TEXT, ChallengeKind.TEXT], 2),
+        ("mfa-required-code", [ChallengeKind.CODE], 1),
+    ],
+)
+async def test_hook_mfa_rounds(
+    adapter: UnbillAdapter, via: str, hook: str, kinds: list[ChallengeKind], answers: int
+) -> None:
+    if via == "username":
+        state = await login(adapter, hook)
+    else:
+        state = await login(adapter, "user_good", test_status=hook)
+    challenged = await settle(adapter, state)
+    assert challenged.raw_status == "mfa-required"
+    assert [c.kind for c in challenged.challenges] == kinds
+    linked = await answer(adapter, challenged, *["correct"] * answers)
+    await assert_linked_with_one_bill(adapter, linked)
+
+
+@pytest.mark.parametrize("via", ["username", "status"])
+async def test_hook_verified(adapter: UnbillAdapter, via: str) -> None:
+    if via == "username":
+        state = await login(adapter, "verified")
+    else:
+        state = await login(adapter, "user_bad", test_status="verified")
+    await assert_linked_with_one_bill(adapter, await settle(adapter, state))
+
+
+@pytest.mark.parametrize("via", ["username", "status"])
+async def test_hook_authenticate(adapter: UnbillAdapter, via: str) -> None:
+    if via == "username":
+        state = await login(adapter, "authenticate")
+    else:
+        state = await login(adapter, "user_good", test_status="authenticate")
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, state)
+    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
+
+
+@pytest.mark.parametrize("via", ["username", "status"])
+async def test_hook_hold(adapter: UnbillAdapter, via: str) -> None:
+    if via == "username":
+        state = await login(adapter, "hold")
+    else:
+        state = await login(adapter, "user_good", test_status="hold")
+    held = await settle(adapter, state)
+    assert held.outcome is Outcome.ACTION_REQUIRED
+    assert held.reason is LinkReason.PROVIDER_HOLD
+    assert held.session["hold_code"] == "account_issue_accept_toc"
+
+
+async def test_hook_username_needs_the_good_password(adapter: UnbillAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await settle(adapter, await login(adapter, "verified", "nope"))
+    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
+
+
+async def test_unknown_test_status_is_ignored(adapter: UnbillAdapter) -> None:
+    state = await login(adapter, "user_good", test_status="on-fire")
+    await assert_linked_with_one_bill(adapter, await settle(adapter, state))
+
+
+async def test_revoke_deletes_the_auth_and_is_repeatable(adapter: UnbillAdapter) -> None:
+    linked = await settle(adapter, await login(adapter, "user_good"))
+    await adapter.revoke(linked.session)
+    with pytest.raises(ProviderRejectedRequest) as gone:
+        await adapter.poll(linked.session)
+    assert gone.value.status_code == 404
+    assert await adapter.fetch_accounts(linked.session) == []
+    await adapter.revoke(linked.session)  # Already gone is not an error.
+
+
+async def test_same_user_ref_twice_reuses_the_client(adapter: UnbillAdapter) -> None:
+    user_ref = f"app-user-{uuid.uuid4()}"
+    first = await settle(adapter, await login(adapter, "user_good", user_ref=user_ref))
+    second = await settle(
+        adapter,
+        await login(adapter, "user_good", user_ref=user_ref, company_id="579b695decea110719b1874e"),
+    )
+    assert second.session["client_id"] == first.session["client_id"]
+    assert second.session["auth_id"] != first.session["auth_id"]
+    # Each link lists only its own company's bill.
+    [first_bill] = await adapter.fetch_accounts(first.session)
+    [second_bill] = await adapter.fetch_accounts(second.session)
+    assert (first_bill.name, second_bill.name) == ("Netflix", "Time Warner Cable")
+
+
+async def test_unknown_company_is_unavailable(adapter: UnbillAdapter) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await adapter.login(
+            "link-1", link_request("user_good", company_id="nocompany"), idempotency_key=new_key()
+        )
+    assert failure.value.reason is LinkReason.INSTITUTION_UNAVAILABLE
+
+
+async def test_missing_api_key_is_a_rejected_request(sandbox_url: str) -> None:
+    adapter = UnbillAdapter(f"{sandbox_url}/unbill", "")
+    try:
+        with pytest.raises(ProviderRejectedRequest) as refused:
+            await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
+    finally:
+        await adapter.aclose()
+    assert refused.value.status_code == 401
+
+
+# ---------------------------------------------------------------------- parsing, no HTTP
+
+
+def auth_body(status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "_id": SESSION["auth_id"],
+        "status": {"type": status},
+        "company": {"_id": DEFAULT_COMPANY_ID, "name": "Netflix"},
+    } | extra
+
+
+def test_mapping_module_data() -> None:
+    assert STATUS_FIELD == "status.type"
+    assert set(STATUS_MEANINGS) == {"pending", "verified", "mfa-required", "hold", "authenticate"}
+    assert CHALLENGE_KINDS == {
+        "questions": ChallengeKind.TEXT,
+        "code": ChallengeKind.CODE,
+        "prompt": ChallengeKind.PUSH_APPROVAL,
+    }
+    assert all(isinstance(m, StatusMeaning) and m.message for m in STATUS_MEANINGS.values())
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [("pending", Outcome.PENDING), ("verified", Outcome.LINKED)],
+)
+def test_plain_outcomes(status: str, outcome: Outcome) -> None:
+    state = state_from_auth(auth_body(status), SESSION)
+    assert state.outcome is outcome
+    assert state.raw_status == status
+    assert state.session == SESSION
+    assert state.message == STATUS_MEANINGS[status].message
+
+
+def test_mfa_required_questions() -> None:
+    mfa = {
+        "method": "questions",
+        "mfa": [
+            {"question": SEED_QUESTIONS[0], "identifier": "1j5k2l1"},
+            {"question": SEED_QUESTIONS[1], "identifier": "3buw78h3"},
+        ],
+    }
+    state = state_from_auth(auth_body("mfa-required", mfa=mfa), SESSION)
+    assert state.outcome is Outcome.CHALLENGED
+    assert [(c.id, c.kind, c.prompt) for c in state.challenges] == [
+        ("1j5k2l1", ChallengeKind.TEXT, SEED_QUESTIONS[0]),
+        ("3buw78h3", ChallengeKind.TEXT, SEED_QUESTIONS[1]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"), [("code", ChallengeKind.CODE), ("prompt", ChallengeKind.PUSH_APPROVAL)]
+)
+def test_mfa_required_code_and_prompt(method: str, kind: ChallengeKind) -> None:
+    mfa = {"method": method, "mfa": [{"identifier": "x1"}]}
+    [challenge] = state_from_auth(auth_body("mfa-required", mfa=mfa), SESSION).challenges
+    assert (challenge.id, challenge.kind) == ("x1", kind)
+    assert challenge.prompt  # a default sentence when Unbill sends no question
+
+
+def test_prompt_without_items_still_waits() -> None:
+    state = state_from_auth(auth_body("mfa-required", mfa={"method": "prompt"}), SESSION)
+    [challenge] = state.challenges
+    assert challenge.kind is ChallengeKind.PUSH_APPROVAL
+    assert challenge.id == f"{SESSION['auth_id']}-prompt"
+
+
+def test_mfa_required_without_questions_is_still_pending() -> None:
+    mfa = {"method": "questions", "mfa": []}
+    state = state_from_auth(auth_body("mfa-required", mfa=mfa), SESSION)
+    assert state.outcome is Outcome.PENDING
+    assert state.raw_status == "mfa-required"
+
+
+def test_unknown_mfa_method_is_unsupported() -> None:
+    mfa = {"method": "captcha", "mfa": [{"question": "?", "identifier": "c1"}]}
+    with pytest.raises(LinkFailure) as failure:
+        state_from_auth(auth_body("mfa-required", mfa=mfa), SESSION)
+    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
+
+
+def test_hold_reads_the_reason() -> None:
+    reason = {
+        "userMessage": "You need to login and verify your account information.",
+        "code": "account_issue_verify_identity",
+    }
+    state = state_from_auth(auth_body("hold", reason=reason), SESSION)
+    assert state.outcome is Outcome.ACTION_REQUIRED
+    assert state.reason is LinkReason.PROVIDER_HOLD
+    assert state.message == reason["userMessage"]
+    assert state.session == SESSION | {"hold_code": "account_issue_verify_identity"}
+
+
+def test_hold_without_reason_has_the_default_message() -> None:
+    state = state_from_auth(auth_body("hold"), SESSION)
+    assert state.message == STATUS_MEANINGS["hold"].message
+    assert "hold_code" not in state.session
+
+
+def test_authenticate_is_invalid_credentials_then_mfa_failed_after_answers() -> None:
+    with pytest.raises(LinkFailure) as failure:
+        state_from_auth(auth_body("authenticate"), SESSION)
+    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
+    with pytest.raises(LinkFailure) as after_mfa:
+        state_from_auth(auth_body("authenticate"), SESSION | {MFA_ANSWERED: "true"})
+    assert after_mfa.value.reason is LinkReason.MFA_FAILED
+    assert after_mfa.value.raw_status == "authenticate"
+
+
+@pytest.mark.parametrize("body", [{"status": {"type": "exploded"}}, {"status": "verified"}, {}])
+def test_unknown_or_missing_status_is_transient(body: dict[str, Any]) -> None:
+    with pytest.raises(ProviderUnavailable):
+        state_from_auth(body, SESSION)
