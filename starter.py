@@ -142,7 +142,9 @@ async def answer_interactively(
             if c.kind.needs_answer
         ]
         if not answers:
-            terminal.say("Approve the sign-in on your device; waiting...")
+            for challenge in pending:
+                terminal.say(f"\n{challenge.prompt}")
+            terminal.say("Waiting for your approval on the device...")
             snapshot = await links.wait_for(snapshot.link_id, SETTLED - {LinkStatus.MFA_REQUIRED})
             continue
         try:

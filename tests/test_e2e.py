@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, free_port, port_is_open
+from linkflow.models import Provider
+from providers.mapping import IMPLEMENTED_PROVIDERS
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +69,55 @@ def test_interactive_link_through_phone_and_code(stack: DevStack) -> None:
     assert ": CONNECTED" in run.stdout
     assert run.stdout.count("account ") == 2
     assert "Traceback" not in run.stderr
+
+
+# What a person types at each provider's `user_otp` prompts: a choice by number, then the code,
+# except where the phone is asked as text (Synapse), a date comes first (Teal) or the code is
+# sent unasked (Unbill).
+OTP_TYPING = {
+    Provider.MX: "1\ncorrect\n",
+    Provider.SYNAPSE: "correct\ncorrect\n",
+    Provider.ARCADIA: "1\ncorrect\n",
+    Provider.TEAL: "correct\ncorrect\n",
+    Provider.UNBILL: "correct\n",
+}
+
+
+@pytest.mark.parametrize("provider", IMPLEMENTED_PROVIDERS, ids=lambda p: p.value)
+def test_every_provider_links_interactively(stack: DevStack, provider: Provider) -> None:
+    run = starter(
+        stack,
+        "link",
+        "--provider",
+        provider.value,
+        "--username",
+        "user_otp",
+        "--password",
+        "pass_good",
+        stdin=OTP_TYPING[provider],
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ": CONNECTED" in run.stdout
+    assert "Refused" not in run.stdout
+    assert "account " in run.stdout
+    assert "Traceback" not in run.stderr
+
+
+def test_push_approval_waits_for_the_device(stack: DevStack) -> None:
+    run = starter(
+        stack,
+        "link",
+        "--provider",
+        "unbill",
+        "--username",
+        "mfa-required-prompt",
+        "--password",
+        "pass_good",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Approve the sign-in request" in run.stdout
+    assert "Waiting for your approval on the device" in run.stdout
+    assert ": CONNECTED" in run.stdout
 
 
 def test_scripted_link_with_status_and_answer(stack: DevStack) -> None:

@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from linkflow.client import LinkClient
 from linkflow.models import (
     ChallengeAnswer,
+    ChallengeKind,
     Credentials,
     LinkReason,
     LinkRequest,
@@ -56,7 +57,9 @@ ROUNDS = {
     (Provider.ARCADIA, "user_mfa"): 1,
     (Provider.ARCADIA, "user_otp"): 2,
     (Provider.TEAL, "user_mfa"): 1,
+    (Provider.TEAL, "user_otp"): 2,
     (Provider.UNBILL, "user_mfa"): 1,
+    (Provider.UNBILL, "user_otp"): 1,
 }
 
 
@@ -128,3 +131,77 @@ async def test_every_provider_and_test_user(
         assert all(challenge.deadline for challenge in round_.pending_challenges)
     if expected.status is LinkStatus.ACTION_REQUIRED:
         assert result.message, "a hold tells the user what to do"
+
+
+# What each provider's own way of asking looks like, beyond the shared matrix above.
+
+
+async def test_unbill_asks_two_questions_answered_in_one_update(
+    dev_env: WorkflowEnvironment, run_worker
+) -> None:
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(link_request(Provider.UNBILL, "user_mfa"))
+        asked = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        assert [c.kind for c in asked.pending_challenges] == [ChallengeKind.TEXT] * 2
+        assert len({c.id for c in asked.pending_challenges}) == 2
+        answered = await links.submit_mfa(link_id, right_answers(asked))
+        if answered.status is LinkStatus.CONNECTING:
+            answered = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        assert answered.status is LinkStatus.CONNECTED
+        assert answered.attempts.mfa_rounds == 1
+        assert answered.attempts.answers_submitted == 2
+
+
+async def test_unbill_push_approval_completes_without_an_answer(
+    dev_env: WorkflowEnvironment, run_worker
+) -> None:
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(link_request(Provider.UNBILL, "mfa-required-prompt"))
+        asked = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        assert asked.status is LinkStatus.MFA_REQUIRED
+        [prompt] = asked.pending_challenges
+        assert prompt.kind is ChallengeKind.PUSH_APPROVAL
+        assert prompt.deadline is not None
+        result = await links.result(link_id)
+    assert result.status is LinkStatus.CONNECTED
+    assert result.accounts
+    assert result.attempts.answers_submitted == 0
+
+
+async def test_arcadia_asks_for_a_method_then_the_code(
+    dev_env: WorkflowEnvironment, run_worker
+) -> None:
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(link_request(Provider.ARCADIA, "user_otp"))
+        choosing = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        [method] = choosing.pending_challenges
+        assert method.kind is ChallengeKind.DEVICE_CHOICE
+        assert len(method.options) >= 2
+        coding = await links.submit_mfa(link_id, right_answers(choosing))
+        if coding.status is LinkStatus.CONNECTING:
+            coding = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        [code] = coding.pending_challenges
+        assert code.kind is ChallengeKind.CODE
+        assert code.id != method.id
+        result = await links.submit_mfa(link_id, right_answers(coding))
+        if result.status is LinkStatus.CONNECTING:
+            result = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+    assert result.status is LinkStatus.CONNECTED
+    assert result.accounts
+
+
+async def test_synapse_asks_three_questions_one_at_a_time(
+    dev_env: WorkflowEnvironment, run_worker
+) -> None:
+    async with run_worker(dev_env.client) as links:
+        link_id = await links.start_link(link_request(Provider.SYNAPSE, "user_mfa"))
+        snapshot = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=30))
+        asked: list[str] = []
+        while snapshot.status is LinkStatus.MFA_REQUIRED:
+            [question] = snapshot.pending_challenges
+            assert question.kind is ChallengeKind.TEXT
+            asked.append(question.prompt)
+            snapshot = await links.submit_mfa(link_id, right_answers(snapshot))
+    assert snapshot.status is LinkStatus.CONNECTED
+    assert len(asked) == len(set(asked)) == 3
+    assert snapshot.attempts.mfa_rounds == 3
