@@ -4,17 +4,36 @@ Each provider lives in its own module (`sandbox/mx.py`, `sandbox/arcadia.py`, ..
 whose state object builds a Starlette `Mount`; adding a provider is one more entry in
 `SANDBOX_MODULES`. The state objects stay reachable as `app.state.providers` so that in-process
 tests can look inside (for instance at the Idempotency-Keys a provider has seen).
+
+Around the providers sit the two pieces a chaos test needs: each provider's mount is wrapped in
+its own `IdempotentReplay` (`app.state.replays`), and the whole app in a `FaultInjector`
+(`app.state.faults`). Both are steered and read through the control plane under `/_sandbox`:
+
+| request | answer |
+|---|---|
+| `GET /_sandbox/faults` | the `FaultPlan` in force |
+| `PUT /_sandbox/faults` | replaces the plan (400 for a body that is not JSON, 422 for a bad plan) |
+| `DELETE /_sandbox/faults` | no faults from now on |
+| `GET /_sandbox/stats` | injected faults by kind, provider requests, replay counters per provider |
+| `POST /_sandbox/stats/reset` | zeroes those counters (not the stored idempotent responses) |
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
+
+from sandbox.faults import FaultInjector, FaultPlan, Faults
+from sandbox.idempotency import IdempotentReplay
+
+CONTROL_PREFIX = "/_sandbox"
 
 
 class ProviderSandbox(Protocol):
@@ -44,10 +63,76 @@ def provider_sandboxes(latency_seconds: float) -> dict[str, ProviderSandbox]:
     }
 
 
-def create_app(latency_seconds: float = 0.3) -> Starlette:
+def _duplicate_requests(provider: ProviderSandbox) -> int:
+    """The provider module's own count of repeated keys (only a key that slipped past replay)."""
+    count = getattr(provider, "duplicate_requests", 0)
+    return count if isinstance(count, int) else 0
+
+
+@dataclass
+class ControlPlane:
+    """`/_sandbox`: the fault plan's routes and the counters a chaos test checks."""
+
+    faults: Faults
+    providers: dict[str, ProviderSandbox]
+    replays: dict[str, IdempotentReplay]
+    # Provider modules' `duplicate_requests` at the last reset; stats report the growth since.
+    duplicate_baseline: dict[str, int] = field(default_factory=dict)
+
+    def mount(self) -> Mount:
+        routes: list[BaseRoute] = [
+            *self.faults.routes(),
+            Route("/stats", self.get_stats, methods=["GET"]),
+            Route("/stats/reset", self.reset_stats, methods=["POST"]),
+        ]
+        return Mount(CONTROL_PREFIX, routes=routes)
+
+    def stats(self) -> dict[str, Any]:
+        providers = {
+            name: self.replays[name].stats.as_dict()
+            | {
+                "duplicate_requests": _duplicate_requests(provider)
+                - self.duplicate_baseline.get(name, 0)
+            }
+            for name, provider in self.providers.items()
+        }
+        return {
+            "faults": dict(self.faults.counts),
+            "requests": self.faults.requests,
+            "duplicate_requests": sum(p["duplicate_requests"] for p in providers.values()),
+            "providers": providers,
+        }
+
+    async def get_stats(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.stats())
+
+    async def reset_stats(self, request: Request) -> JSONResponse:
+        self.faults.reset_counts()
+        for name, provider in self.providers.items():
+            self.replays[name].stats.reset()
+            self.duplicate_baseline[name] = _duplicate_requests(provider)
+        return JSONResponse(self.stats())
+
+
+def create_app(latency_seconds: float = 0.3, fault_plan: FaultPlan | None = None) -> Starlette:
     providers = provider_sandboxes(latency_seconds)
-    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
-    routes += [provider.mount() for provider in providers.values()]
-    app = Starlette(routes=routes)
+    replays: dict[str, IdempotentReplay] = {}
+    mounts: list[Mount] = []
+    for name, provider in providers.items():
+        mount = provider.mount()
+        replays[name] = IdempotentReplay(mount.app)
+        mounts.append(Mount(mount.path, app=replays[name], name=mount.name))
+    faults = Faults(fault_plan)
+    control = ControlPlane(faults, providers, replays)
+    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"]), control.mount(), *mounts]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(FaultInjector, faults=faults, prefixes=[mount.path for mount in mounts])
+        ],
+    )
     app.state.providers = providers
+    app.state.replays = replays
+    app.state.faults = faults
+    app.state.control = control
     return app

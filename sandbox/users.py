@@ -13,6 +13,7 @@ One table of scenarios keeps the five provider sandboxes consistent: a test writ
 | `user_slow` | `pass_good` | the job stays in progress for `SLOW_JOB_SECONDS`, then links |
 | `user_unsupported` | `pass_good` | an MFA kind or a captcha the provider cannot pass on |
 
+A plus-tag is ignored (`user_good+run-42` is `user_good`), so tests can make unique logins.
 Any other password, or an unknown username, is invalid credentials too. The answer `correct`
 (MX's own test convention) is right for every text question and code; any offered option is a
 right choice. A wrong answer gets a new challenge (a new id, the same question); the third wrong
@@ -62,7 +63,7 @@ OTP_PHONES = (
 def scenario_for(username: str, password: str) -> Scenario:
     """What a login with these credentials does; anything unknown is invalid credentials."""
     try:
-        scenario = Scenario(username)
+        scenario = Scenario(username.split("+", 1)[0])
     except ValueError:
         return Scenario.INVALID
     if password != GOOD_PASSWORD:

@@ -325,7 +325,9 @@ async def test_revoke_disables_the_credential_and_is_repeatable(adapter: Arcadia
 async def test_unknown_utility_is_unavailable(adapter: ArcadiaAdapter) -> None:
     with pytest.raises(LinkFailure) as failure:
         await adapter.login(
-            "link-1", link_request("user_good", provider_id="no-such-utility"), idempotency_key="k"
+            "link-1",
+            link_request("user_good", provider_id="no-such-utility"),
+            idempotency_key=new_key(),
         )
     assert failure.value.reason is LinkReason.INSTITUTION_UNAVAILABLE
 
@@ -353,7 +355,7 @@ async def test_wrong_client_secret_is_a_rejected_request(sandbox_url: str) -> No
 async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
     adapter = create_adapter(ProviderSettings(sandbox_url=sandbox_url))
     try:
-        state = await adapter.login("link-1", link_request("user_good"), idempotency_key="k")
+        state = await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
         assert (await settle(adapter, state)).outcome is Outcome.LINKED
     finally:
         await adapter.aclose()
@@ -362,7 +364,9 @@ async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
 async def test_an_answer_missing_is_refused_before_any_call(adapter: ArcadiaAdapter) -> None:
     challenged = await settle(adapter, await login(adapter, "user_mfa"))
     with pytest.raises(ProviderRejectedRequest) as refused:
-        await adapter.answer(challenged.session, challenged.challenges, [], idempotency_key="k")
+        await adapter.answer(
+            challenged.session, challenged.challenges, [], idempotency_key=new_key()
+        )
     assert refused.value.status_code == 400
     assert (await adapter.poll(challenged.session)).outcome is Outcome.CHALLENGED
 
