@@ -1,7 +1,8 @@
-"""Run a linkflow worker: AccountLinkWorkflow and the provider activities on one task queue.
+"""Run a linkflow worker: the link and webhook workflows and their activities on one task queue.
 
 Configuration comes from the environment (see linkflow/config.py): TEMPORAL_ADDRESS,
-TEMPORAL_NAMESPACE, LINKFLOW_TASK_QUEUE, LINKFLOW_SANDBOX_URL and the providers' keys.
+TEMPORAL_NAMESPACE, LINKFLOW_TASK_QUEUE, LINKFLOW_SANDBOX_URL, the providers' keys and
+LINKFLOW_WEBHOOK_SECRET.
 """
 
 from __future__ import annotations
@@ -9,25 +10,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.provider import ProviderActivities
-from linkflow.config import ProviderSettings, TemporalSettings
+from activities.webhooks import WebhookActivities
+from linkflow.config import DEV_WEBHOOK_SECRET, ProviderSettings, TemporalSettings, WebhookSettings
 from linkflow.process import exit_now
 from linkflow.temporal import connect, ensure_search_attributes
 from providers.registry import build_adapters
 from workflows.account_link import AccountLinkWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 logger = logging.getLogger("linkflow.worker")
+
+
+class LinkActivities:
+    """Every activity a linkflow worker runs, with the HTTP clients behind them."""
+
+    def __init__(self, providers: ProviderSettings, webhooks: WebhookSettings) -> None:
+        self.providers = ProviderActivities(build_adapters(providers))
+        self.webhooks = WebhookActivities(webhooks)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [*self.providers.all(), self.webhooks.deliver_webhook]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(self.providers.aclose(), self.webhooks.aclose())
 
 
 def build_worker(
     client: Client,
     task_queue: str,
-    activities: ProviderActivities,
+    activities: LinkActivities,
     *,
     max_cached_workflows: int = 1000,
     workflow_runner: WorkflowRunner | None = None,
@@ -35,7 +54,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AccountLinkWorkflow],
+        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
         activities=activities.all(),
         max_cached_workflows=max_cached_workflows,
         workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
@@ -47,7 +66,10 @@ async def run_worker() -> None:
     providers = ProviderSettings.from_env()
     client = await connect(temporal)
     await ensure_search_attributes(client)
-    activities = ProviderActivities(build_adapters(providers))
+    webhooks = WebhookSettings.from_env()
+    if webhooks.secret == DEV_WEBHOOK_SECRET:
+        logger.warning("LINKFLOW_WEBHOOK_SECRET is not set: webhooks are signed with a dev secret")
+    activities = LinkActivities(providers, webhooks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import PROVIDER_REJECTED_REQUEST, to_application_error
+from activities.errors import PROVIDER_REJECTED_REQUEST, PROVIDER_UNAVAILABLE, to_application_error
 from linkflow.models import Account, Challenge, ChallengeAnswer, LinkRequest, Provider
 from providers.base import Outcome, ProviderAdapter, ProviderState
 
@@ -52,6 +52,12 @@ class SessionInput(BaseModel):
     session: dict[str, str]
 
 
+class ReauthenticateInput(BaseModel):
+    link_id: str
+    request: LinkRequest
+    session: dict[str, str]
+
+
 class AccountsResult(BaseModel):
     accounts: list[Account]
 
@@ -75,6 +81,9 @@ class ProviderActivities:
             self.provider_answer,
             self.provider_fetch_accounts,
             self.provider_revoke,
+            self.provider_refresh,
+            self.provider_reauthenticate,
+            self.provider_resolve_hold,
         ]
 
     async def aclose(self) -> None:
@@ -125,12 +134,31 @@ class ProviderActivities:
         adapter = self._adapter(data.provider)
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + data.max_wait_seconds
+        state: ProviderState | None = None
         while True:
-            state = await self._call_provider(adapter.poll(data.session))
-            if not _still_waiting(state, data) or loop.time() >= give_up_at:
+            pause = data.poll_interval_seconds
+            try:
+                state = await self._call_provider(adapter.poll(data.session))
+            except ApplicationError as error:
+                # One failed read among many is no reason to fail the wait: keep polling, and
+                # let Temporal retry only a wait in which the provider never answered.
+                if error.non_retryable or loop.time() >= give_up_at:
+                    raise
+                activity.heartbeat(f"poll failed: {error.type}")
+                if error.next_retry_delay is not None:  # the provider's Retry-After
+                    pause = max(pause, error.next_retry_delay.total_seconds())
+            else:
+                if not _still_waiting(state, data):
+                    return state
+                activity.heartbeat(state.raw_status)
+            if loop.time() >= give_up_at:
+                if state is None:
+                    raise ApplicationError(
+                        "The provider did not answer any read while the job was followed.",
+                        type=PROVIDER_UNAVAILABLE,
+                    )
                 return state
-            activity.heartbeat(state.raw_status)
-            await asyncio.sleep(min(data.poll_interval_seconds, give_up_at - loop.time()))
+            await asyncio.sleep(max(0.0, min(pause, give_up_at - loop.time())))
 
     @activity.defn
     async def provider_answer(self, data: AnswerInput) -> ProviderState:
@@ -150,6 +178,29 @@ class ProviderActivities:
     @activity.defn
     async def provider_revoke(self, data: SessionInput) -> None:
         await self._call_provider(self._adapter(data.provider).revoke(data.session))
+
+    @activity.defn
+    async def provider_refresh(self, data: SessionInput) -> ProviderState:
+        adapter = self._adapter(data.provider)
+        return await self._call_provider(
+            adapter.refresh(data.session, idempotency_key=idempotency_key())
+        )
+
+    @activity.defn
+    async def provider_reauthenticate(self, data: ReauthenticateInput) -> ProviderState:
+        adapter = self._adapter(data.request.provider)
+        return await self._call_provider(
+            adapter.reauthenticate(
+                data.link_id, data.request, data.session, idempotency_key=idempotency_key()
+            )
+        )
+
+    @activity.defn
+    async def provider_resolve_hold(self, data: SessionInput) -> ProviderState:
+        adapter = self._adapter(data.provider)
+        return await self._call_provider(
+            adapter.resolve_hold(data.session, idempotency_key=idempotency_key())
+        )
 
 
 def _still_waiting(state: ProviderState, waiting: WaitInput) -> bool:

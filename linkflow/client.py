@@ -1,8 +1,9 @@
 """The client backend code uses to start, answer and inspect account links.
 
 It wraps Temporal's client with linkflow's names: a link id is a workflow id, a snapshot is the
-`snapshot` query, an answer is the `submit_mfa` update (or the `answer_mfa` signal). Starting the
-same link id twice returns the existing link instead of making a second one.
+`snapshot` query, an answer is the `submit_mfa` update (or the `answer_mfa` signal), and the link's
+later life is the `reauthenticate`, `update_credentials`, `resolve_hold` and `unlink` updates.
+Starting the same link id twice returns the existing link instead of making a second one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from linkflow.models import LinkRequest, LinkSnapshot, LinkStatus, MfaSubmission
+from linkflow.models import (
+    Credentials,
+    LinkRequest,
+    LinkSnapshot,
+    LinkStatus,
+    MfaSubmission,
+    RelinkRequest,
+)
 from linkflow.temporal import connect
 from workflows.account_link import AccountLinkWorkflow
 
@@ -34,8 +42,16 @@ class LinkNotFound(LookupError):
         self.link_id = link_id
 
 
-class AnswerRefused(ValueError):
+class LinkRefused(ValueError):
+    """The link refused an update it cannot take now; nothing was changed."""
+
+
+class AnswerRefused(LinkRefused):
     """The link refused an answer (stale, duplicate, malformed); nothing was changed."""
+
+
+# A link rests in these until the user or its schedule moves it (or it has ended).
+RESTING = {LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
 
 
 def new_link_id() -> str:
@@ -92,18 +108,42 @@ class LinkClient:
 
     async def submit_mfa(self, link_id: str, submission: MfaSubmission) -> LinkSnapshot:
         """Answer through the update: refused answers raise `AnswerRefused`."""
+        return await self._update(link_id, "submit_mfa", submission, AnswerRefused)
+
+    async def reauthenticate(self, link_id: str) -> LinkSnapshot:
+        """Log in again (the provider wants a fresh MFA); returns its first challenge or result."""
+        return await self._update(link_id, "reauthenticate", None, LinkRefused)
+
+    async def update_credentials(self, link_id: str, credentials: Credentials) -> LinkSnapshot:
+        """Resume a link whose password changed, with the new credentials."""
+        relink = RelinkRequest(credentials=credentials)
+        return await self._update(link_id, "update_credentials", relink, LinkRefused)
+
+    async def resolve_hold(self, link_id: str) -> LinkSnapshot:
+        """Tell a held link that the user has done what the provider asked."""
+        return await self._update(link_id, "resolve_hold", None, LinkRefused)
+
+    async def unlink(self, link_id: str) -> LinkSnapshot:
+        """Revoke the link at the provider and end it UNLINKED."""
+        return await self._update(link_id, "unlink", None, LinkRefused)
+
+    async def _update(
+        self, link_id: str, name: str, arg: object, refused: type[LinkRefused]
+    ) -> LinkSnapshot:
+        handle = self._handle(link_id)
+        args = [] if arg is None else [arg]
         try:
-            snapshot: LinkSnapshot = await self._handle(link_id).execute_update(
-                "submit_mfa", submission, result_type=LinkSnapshot
+            snapshot: LinkSnapshot = await handle.execute_update(
+                name, args=args, result_type=LinkSnapshot
             )
             return snapshot
         except WorkflowUpdateFailedError as error:
             cause = error.cause
-            raise AnswerRefused(getattr(cause, "message", None) or str(cause)) from error
+            raise refused(getattr(cause, "message", None) or str(cause)) from error
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                # Either no such link, or it has ended and takes no more answers.
-                await self._require_running(link_id)
+                # Either no such link, or it has ended and takes no more updates.
+                await self._require_running(link_id, refused)
             raise
 
     async def signal_mfa(self, link_id: str, submission: MfaSubmission) -> None:
@@ -112,10 +152,10 @@ class LinkClient:
             await self._handle(link_id).signal(AccountLinkWorkflow.answer_mfa, submission)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                await self._require_running(link_id)
+                await self._require_running(link_id, AnswerRefused)
             raise
 
-    async def _require_running(self, link_id: str) -> None:
+    async def _require_running(self, link_id: str, refused: type[LinkRefused]) -> None:
         try:
             description = await self._handle(link_id).describe()
         except RPCError as error:
@@ -123,9 +163,16 @@ class LinkClient:
                 raise LinkNotFound(link_id) from error
             raise
         if description.status != WorkflowExecutionStatus.RUNNING:
-            raise AnswerRefused(f"Link {link_id} has ended; it takes no more answers.")
+            raise refused(f"Link {link_id} has ended; it takes no more answers or updates.")
+
+    async def settled(
+        self, link_id: str, *, within: timedelta = timedelta(minutes=10)
+    ) -> LinkSnapshot:
+        """Wait until the link rests (CONNECTED, ACTION_REQUIRED) or has ended."""
+        return await self.wait_for(link_id, RESTING, within=within)
 
     async def result(self, link_id: str) -> LinkSnapshot:
+        """The link's final snapshot, once it has ended (FAILED or UNLINKED)."""
         try:
             return await self._handle(link_id).result()
         except WorkflowFailureError:

@@ -64,3 +64,18 @@ class ProviderSettings:
                 name: _env(f"{prefix}{name.upper()}", value) for name, value in key_defaults.items()
             },
         )
+
+
+# The signing secret the local stack uses when none is set; a deployment must set its own.
+DEV_WEBHOOK_SECRET = "linkflow-dev-webhook-secret"
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The secret webhook events are signed with (`LINKFLOW_WEBHOOK_SECRET`)."""
+
+    secret: str = field(default=DEV_WEBHOOK_SECRET, repr=False)
+
+    @classmethod
+    def from_env(cls) -> WebhookSettings:
+        return cls(secret=_env("LINKFLOW_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +26,8 @@ from pydantic import (
 )
 
 DEFAULT_MFA_TIMEOUT_SECONDS = 300
+DEFAULT_REFRESH_INTERVAL_SECONDS = 24 * 60 * 60
+DEFAULT_REFRESHES_PER_RUN = 30
 
 
 def _reveal_for_json(secret: SecretStr) -> str:
@@ -116,6 +119,22 @@ class LinkOptions(BaseModel):
     institution_code: str | None = Field(
         default=None, description="The provider's institution, where it has several (MX)."
     )
+    refresh_interval_seconds: int = Field(
+        default=DEFAULT_REFRESH_INTERVAL_SECONDS,
+        ge=1,
+        le=366 * 86_400,
+        description="How often a connected link refreshes its data (daily by default).",
+    )
+    refreshes_per_run: int = Field(
+        default=DEFAULT_REFRESHES_PER_RUN,
+        ge=1,
+        le=1_000,
+        description="Refreshes before the link continues as a new run, bounding its history.",
+    )
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Where the app wants a signed JSON event each time the link's status changes.",
+    )
 
 
 class LinkRequest(BaseModel):
@@ -127,6 +146,11 @@ class LinkRequest(BaseModel):
     )
     credentials: Credentials
     options: LinkOptions = Field(default_factory=LinkOptions)
+    carried: CarriedLink | None = Field(
+        default=None,
+        description="Set only by the link itself when it continues as a new run: the state it"
+        " carries across. Callers leave it out.",
+    )
 
 
 class ChallengeOption(BaseModel):
@@ -178,6 +202,8 @@ class LinkAttempts(BaseModel):
     mfa_rounds: int = 0
     answers_submitted: int = 0
     answers_refused: int = 0
+    refreshes: int = 0
+    runs: int = Field(default=1, description="Workflow runs so far (continue-as-new adds one).")
 
 
 class StatusChange(BaseModel):
@@ -207,4 +233,39 @@ class LinkSnapshot(BaseModel):
     )
     started_at: datetime
     updated_at: datetime
-    history: list[StatusChange] = Field(default_factory=list)
+    last_refreshed_at: datetime | None = None
+    next_refresh_at: datetime | None = None
+    history: list[StatusChange] = Field(
+        default_factory=list, description="The latest status changes, oldest first."
+    )
+
+
+class CarriedLink(BaseModel):
+    """What a link hands to its next run when it continues as new."""
+
+    snapshot: LinkSnapshot
+    provider_session: dict[str, str] = Field(default_factory=dict)
+    events_sent: int = Field(default=0, description="Webhook events numbered so far.")
+
+
+class RelinkRequest(BaseModel):
+    """The `update_credentials` update's payload: the user's new login."""
+
+    credentials: Credentials
+
+
+class WebhookEvent(BaseModel):
+    """The JSON body the app's webhook receives when a link's status changes; no secrets."""
+
+    id: str = Field(description="Unique per event: `<link id>:<sequence>`; receivers dedupe on it.")
+    type: str = "link.status_changed"
+    sequence: int = Field(description="Orders one link's events: deliveries may arrive late.")
+    link_id: str
+    provider: Provider
+    status: LinkStatus
+    reason: LinkReason | None = None
+    message: str | None = None
+    occurred_at: datetime
+
+
+LinkRequest.model_rebuild()

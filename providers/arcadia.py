@@ -32,6 +32,7 @@ from linkflow.models import (
     Provider,
 )
 from providers.base import (
+    LifecycleByLoggingInAgain,
     LinkFailure,
     Outcome,
     ProviderRejectedRequest,
@@ -314,7 +315,7 @@ def _fallback_meaning(status: object, detail: object) -> StatusMeaning:
     return transient(f"Arcadia sent a status linkflow does not know: {status!r}.")
 
 
-class ArcadiaAdapter:
+class ArcadiaAdapter(LifecycleByLoggingInAgain):
     """linkflow's `ProviderAdapter` for Arcadia.
 
     Session: `credential_id`, the current `job_id`, and `verification_method` once one was

@@ -9,6 +9,10 @@ The shape fits all five seed providers: a login may come back linked, still in p
 challenged, or needing the user's action; answering a challenge and polling both return the same
 `ProviderState`; terminal business failures (bad credentials, unsupported MFA) are raised as
 `LinkFailure`, and transient trouble as `ProviderUnavailable`.
+
+A link lives on after it connects: `refresh`, `reauthenticate` and `resolve_hold` serve its later
+life. Providers without a dedicated route for one of them inherit `LifecycleByLoggingInAgain`,
+which reads the job's state or logs in afresh, as their APIs allow.
 """
 
 from __future__ import annotations
@@ -114,6 +118,53 @@ class ProviderAdapter(Protocol):
         """Remove the link at the provider."""
         ...
 
+    async def refresh(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
+        """Ask for fresh data on a connected login; the state says whether the user is needed."""
+        ...
+
+    async def reauthenticate(
+        self,
+        link_id: str,
+        request: LinkRequest,
+        session: dict[str, str],
+        *,
+        idempotency_key: str,
+    ) -> ProviderState:
+        """Log in again on the same link, with the request's (maybe new) credentials."""
+        ...
+
+    async def resolve_hold(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
+        """The user says the hold is dealt with: tell the provider where it can, then read."""
+        ...
+
     async def aclose(self) -> None:
         """Release the adapter's HTTP client."""
         ...
+
+
+class LifecycleByLoggingInAgain:
+    """The later-life calls for a provider whose API has no route of its own for them.
+
+    A refresh reads the job's state (these providers refresh on their own schedule), a
+    re-authentication is a fresh login, and a resolved hold is read back from the provider.
+    """
+
+    async def refresh(
+        self: ProviderAdapter, session: dict[str, str], *, idempotency_key: str
+    ) -> ProviderState:
+        return await self.poll(session)
+
+    async def reauthenticate(
+        self: ProviderAdapter,
+        link_id: str,
+        request: LinkRequest,
+        session: dict[str, str],
+        *,
+        idempotency_key: str,
+    ) -> ProviderState:
+        return await self.login(link_id, request, idempotency_key=idempotency_key)
+
+    async def resolve_hold(
+        self: ProviderAdapter, session: dict[str, str], *, idempotency_key: str
+    ) -> ProviderState:
+        return await self.poll(session)

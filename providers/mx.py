@@ -282,11 +282,6 @@ class MxAdapter:
         user_guid = await self._ensure_user(request.user_ref)
         institution = request.options.institution_code or self._institution_code
         fields = await self._credential_fields(institution)
-        credentials = request.credentials
-        values = {
-            "username": credentials.username,
-            "password": credentials.password.get_secret_value(),
-        } | {name: secret.get_secret_value() for name, secret in credentials.extra.items()}
         created, _ = await self._read(
             "POST",
             f"/users/{user_guid}/members",
@@ -294,11 +289,7 @@ class MxAdapter:
             body={
                 "member": {
                     "institution_code": institution,
-                    "credentials": [
-                        {"guid": guid, "value": values[name]}
-                        for name, guid in fields.items()
-                        if name in values
-                    ],
+                    "credentials": _credential_values(fields, request),
                 }
             },
             idempotency_key=idempotency_key,
@@ -384,6 +375,42 @@ class MxAdapter:
         )
         return state_from_member(_object(resumed, "member"), session)
 
+    async def refresh(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
+        # Assumption (MX's reference): `POST .../aggregate` starts an aggregation and answers 202
+        # with the member; MFA may be asked again on the way, as the seed's guide says.
+        member, _ = await self._read(
+            "POST",
+            f"{self._member_path(session)}/aggregate",
+            "member",
+            idempotency_key=idempotency_key,
+        )
+        return state_from_member(_object(member, "member"), session)
+
+    async def reauthenticate(
+        self,
+        link_id: str,
+        request: LinkRequest,
+        session: dict[str, str],
+        *,
+        idempotency_key: str,
+    ) -> ProviderState:
+        # Assumption (MX's reference): `PUT .../members/{guid}` with the credentials updates the
+        # member and starts an aggregation with them, the same member kept (MX's update mode).
+        institution = request.options.institution_code or self._institution_code
+        fields = await self._credential_fields(institution)
+        member, _ = await self._read(
+            "PUT",
+            self._member_path(session),
+            "member",
+            body={"member": {"credentials": _credential_values(fields, request)}},
+            idempotency_key=idempotency_key,
+        )
+        return state_from_member(_object(member, "member"), session)
+
+    async def resolve_hold(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
+        # MX has no route to lift a hold: the user acts at the bank, then an aggregation tells.
+        return await self.refresh(session, idempotency_key=idempotency_key)
+
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
         raw = await self._pages(f"{self._member_path(session)}/accounts", "accounts")
         return [_account(account) for account in raw]
@@ -394,6 +421,18 @@ class MxAdapter:
         except ProviderRejectedRequest as error:
             if error.status_code != 404:
                 raise
+
+
+def _credential_values(fields: dict[str, str], request: LinkRequest) -> list[dict[str, str]]:
+    """The request's credentials as MX's `[{guid, value}]`, for the institution's fields."""
+    credentials = request.credentials
+    values = {
+        "username": credentials.username,
+        "password": credentials.password.get_secret_value(),
+    } | {name: secret.get_secret_value() for name, secret in credentials.extra.items()}
+    return [
+        {"guid": guid, "value": values[name]} for name, guid in fields.items() if name in values
+    ]
 
 
 def _text(value: object) -> str | None:

@@ -33,6 +33,7 @@ from linkflow.models import (
     Provider,
 )
 from providers.base import (
+    LifecycleByLoggingInAgain,
     LinkFailure,
     Outcome,
     ProviderRejectedRequest,
@@ -175,7 +176,7 @@ def state_from_response(
 _ROUND_KEYS = frozenset({"access_token", "round", "mfa_type", "mfa_message", "message"})
 
 
-class SynapseAdapter:
+class SynapseAdapter(LifecycleByLoggingInAgain):
     """linkflow's `ProviderAdapter` for Synapse.
 
     Session: `user_id`, `oauth_key`, `fingerprint`, `raw_status`, and while MFA is pending

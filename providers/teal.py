@@ -31,6 +31,7 @@ from linkflow.models import (
     Provider,
 )
 from providers.base import (
+    LifecycleByLoggingInAgain,
     LinkFailure,
     Outcome,
     ProviderRejectedRequest,
@@ -164,7 +165,7 @@ def state_from_account(account: dict[str, Any], session: dict[str, str]) -> Prov
     )
 
 
-class TealAdapter:
+class TealAdapter(LifecycleByLoggingInAgain):
     """linkflow's `ProviderAdapter` for Teal; session = `{"user_id", "account_id"}`."""
 
     provider = Provider.TEAL

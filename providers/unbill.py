@@ -32,6 +32,7 @@ from linkflow.models import (
     Provider,
 )
 from providers.base import (
+    LifecycleByLoggingInAgain,
     LinkFailure,
     Outcome,
     ProviderRejectedRequest,
@@ -167,7 +168,7 @@ def state_from_auth(auth: dict[str, Any], session: dict[str, str]) -> ProviderSt
     )
 
 
-class UnbillAdapter:
+class UnbillAdapter(LifecycleByLoggingInAgain):
     """linkflow's `ProviderAdapter` for Unbill.
 
     session = `{"client_id", "auth_id", "company_id"}`, plus `mfa_answered` once an MFA round
@@ -295,6 +296,9 @@ class UnbillAdapter:
         """Tell Unbill the user has done what the hold asked; Unbill then signs in again."""
         await self._succeed("POST", f"/auth/{session['auth_id']}/fix-hold")
         return await self.poll(session)
+
+    async def resolve_hold(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
+        return await self.fix_hold(session)
 
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
         listed = await self._read("GET", f"/bill/list/{session['client_id']}")

@@ -11,9 +11,19 @@ Details beyond the seed document are assumptions taken from MX's public API refe
 marked "Assumption" where they appear: user creation and listing, institution credentials, the
 challenges and accounts lists, member deletion, error bodies, and challenge `type` numbers past 0.
 
-A job in progress (CREATED or RESUMED) resolves on the first read after `latency_seconds`: to the
-next challenge, to CONNECTED, or to a final failure (DENIED, REJECTED). The accounts list is empty
-until the member is CONNECTED, as MX lists no accounts for a member that has not aggregated yet.
+A job in progress (`is_being_aggregated`) resolves on the first read after `latency_seconds`: to
+the next challenge, to CONNECTED, or to a final failure (DENIED, REJECTED).
+
+A connected member lives on: `POST .../aggregate` refreshes it (CONNECTED while it aggregates) and
+`PUT .../members/{guid}` updates its credentials (UPDATED while it aggregates). What the bank does
+on the next aggregation is set through the test-only `POST /mx/_sandbox/bank-events`
+(`{"username", "event": "password_changed" | "mfa_expired" | "hold", "new_password"}`): a changed
+password is DENIED until the member's credentials are updated to it, an expired MFA token asks the
+security question again (on every aggregation until it is answered), and a hold is IMPEDED until
+the next aggregation.
+
+The accounts list is empty until the member is CONNECTED, as MX lists no accounts for a member
+that has not aggregated yet.
 """
 
 from __future__ import annotations
@@ -144,6 +154,8 @@ FIRST_STEPS: dict[Scenario, Step] = {
 class Member:
     guid: str
     user_guid: str
+    username: str
+    password: str
     scenario: Scenario
     resolves_at: float
     next_step: Step
@@ -155,12 +167,15 @@ class Member:
     challenges: list[dict[str, Any]] = field(default_factory=list)
     asked: ChallengeSpec | None = None
     wrong_answers: int = 0
+    # The bank's MFA token for this member expired: every aggregation asks until it is answered.
+    mfa_expired: bool = False
     # Every Idempotency-Key sent for this member, with how many requests carried it.
     idempotency_keys: dict[str, int] = field(default_factory=dict)
 
     def advance(self, now: float) -> None:
         """Resolve a job in progress once its latency has passed."""
-        if self.connection_status not in ("CREATED", "RESUMED") or now < self.resolves_at:
+        waiting = not self.is_being_aggregated or self.connection_status == "CHALLENGED"
+        if waiting or now < self.resolves_at:
             return
         step = self.next_step
         if isinstance(step, ChallengeSpec):
@@ -174,6 +189,19 @@ class Member:
         if step == "CONNECTED":
             self.is_authenticated = True
             self.aggregated_at = self.successfully_aggregated_at = now_iso()
+
+    def aggregate(self, step: Step, now: float, latency_seconds: float, status: str) -> None:
+        """Start an aggregation (a refresh, or a login with updated credentials)."""
+        if self.is_being_aggregated:
+            return
+        self.next_step = step
+        self.wrong_answers = 0
+        self.challenges = []
+        self.asked = None
+        self.is_being_aggregated = True
+        self.resolves_at = now + latency_seconds
+        if not (status == "CONNECTED" and self.connection_status == "CONNECTED"):
+            self.connection_status = status
 
     def resume(self, answers: dict[str, str], now: float, latency_seconds: float) -> None:
         """Judge one round of answers (already checked to cover every current challenge)."""
@@ -191,6 +219,7 @@ class Member:
             chosen = next(iter(answers.values()))
             self.next_step = ChallengeSpec(otp_code_prompt(chosen), TOKEN)
         else:
+            self.mfa_expired = False
             self.next_step = "CONNECTED"
 
     def status_body(self) -> dict[str, Any]:
@@ -246,6 +275,10 @@ class MxSandbox:
     # Idempotency-Key -> member guid, and how many requests repeated a key already seen.
     idempotency_keys: dict[str, str] = field(default_factory=dict)
     duplicate_requests: int = 0
+    # The bank's side, set by the test-only bank-events route: a username's changed password,
+    # and what its next aggregation meets ("mfa_expired" or "hold").
+    bank_passwords: dict[str, str] = field(default_factory=dict)
+    bank_events: dict[str, str] = field(default_factory=dict)
 
     def mount(self) -> Mount:
         return Mount(PREFIX, routes=self.routes())
@@ -261,9 +294,14 @@ class MxSandbox:
             (f"{member}/challenges", "GET", self.member_challenges),
             (f"{member}/resume", "PUT", self.resume),
             (f"{member}/accounts", "GET", self.list_accounts),
+            (f"{member}/aggregate", "POST", self.aggregate),
+            (member, "PUT", self.update_member),
             (member, "DELETE", self.delete_member),
         )
-        return [Route(path, _guarded(handler), methods=[method]) for path, method, handler in table]
+        return [
+            Route("/_sandbox/bank-events", self.bank_event, methods=["POST"]),
+            *(Route(path, _guarded(handler), methods=[method]) for path, method, handler in table),
+        ]
 
     # ------------------------------------------------------------------ helpers
 
@@ -329,12 +367,14 @@ class MxSandbox:
             raise BadRequest(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
         if missing := [n for n, g in CREDENTIAL_GUIDS.items() if not given.get(g)]:
             raise BadRequest(400, f"Missing credential: {', '.join(missing)}.")
-        scenario = scenario_for(
-            given[CREDENTIAL_GUIDS["username"]], given[CREDENTIAL_GUIDS["password"]]
-        )
+        username = given[CREDENTIAL_GUIDS["username"]]
+        password = given[CREDENTIAL_GUIDS["password"]]
+        scenario = scenario_for(username, password)
         member = Member(
             guid=f"MBR-{uuid.uuid4()}",
             user_guid=user_guid,
+            username=username,
+            password=password,
             scenario=scenario,
             resolves_at=self.clock()
             + self.latency_seconds
@@ -390,6 +430,74 @@ class MxSandbox:
                 "pagination": _pagination(page, per_page, accounts),
             }
         )
+
+    async def aggregate(self, request: Request) -> Response:
+        # Assumption: MX's "Aggregate member" answers 202 with the member.
+        member = self._member(request)
+        self._record_idempotency_key(request, member)
+        if member.connection_status in ("CREATED", "CHALLENGED", "RESUMED"):
+            raise BadRequest(409, f"The member is {member.connection_status}; it cannot aggregate.")
+        member.aggregate(
+            self._aggregation_step(member), self.clock(), self.latency_seconds, "CONNECTED"
+        )
+        return JSONResponse({"member": member.member_body()}, status_code=202)
+
+    async def update_member(self, request: Request) -> Response:
+        # Assumption: MX's "Update member" takes `{"member": {"credentials": [...]}}` and
+        # aggregates with the new credentials.
+        body = await _json_body(request)
+        member = self._member(request)
+        self._record_idempotency_key(request, member)
+        requested = body.get("member")
+        if not isinstance(requested, dict):
+            raise BadRequest(400, "The body must be {'member': {...}}.")
+        given = _guid_values(requested.get("credentials"), "member.credentials")
+        if unknown := set(given) - set(CREDENTIAL_GUIDS.values()):
+            raise BadRequest(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
+        member.username = given.get(CREDENTIAL_GUIDS["username"], member.username)
+        member.password = given.get(CREDENTIAL_GUIDS["password"], member.password)
+        member.is_being_aggregated = False
+        member.aggregate(
+            self._aggregation_step(member), self.clock(), self.latency_seconds, "UPDATED"
+        )
+        return JSONResponse({"member": member.member_body()}, status_code=202)
+
+    def _aggregation_step(self, member: Member) -> Step:
+        """What the bank does when a connected member aggregates again."""
+        expected = self.bank_passwords.get(member.username)
+        if expected is not None:
+            valid = member.password == expected
+        else:
+            valid = scenario_for(member.username, member.password) is not Scenario.INVALID
+        if not valid:
+            return "DENIED"
+        event = self.bank_events.pop(member.username, None)
+        if event == "mfa_expired" or member.mfa_expired:
+            member.mfa_expired = True
+            return QUESTION
+        if event == "hold":
+            return "IMPEDED"
+        return "CONNECTED"
+
+    async def bank_event(self, request: Request) -> Response:
+        """Test only: make the bank change a user's password, expire its MFA, or hold it."""
+        try:
+            body = await _json_body(request)
+            username, event = body.get("username"), body.get("event")
+            if not isinstance(username, str) or not username:
+                raise BadRequest(400, "username is required.")
+            if event == "password_changed":
+                new_password = body.get("new_password")
+                if not isinstance(new_password, str) or not new_password:
+                    raise BadRequest(400, "password_changed needs a new_password.")
+                self.bank_passwords[username] = new_password
+            elif event in ("mfa_expired", "hold"):
+                self.bank_events[username] = event
+            else:
+                raise BadRequest(400, "event must be password_changed, mfa_expired or hold.")
+        except BadRequest as refused:
+            return error(refused.status, refused.message)
+        return JSONResponse({"username": username, "event": event})
 
     async def delete_member(self, request: Request) -> Response:
         member = self._member(request)

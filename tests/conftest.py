@@ -22,13 +22,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.provider import ProviderActivities
 from linkflow.client import LinkClient
-from linkflow.config import ProviderSettings
+from linkflow.config import ProviderSettings, WebhookSettings
 from linkflow.devstack import temporal_cli
 from linkflow.temporal import SEARCH_ATTRIBUTES
-from providers.registry import build_adapters
-from worker import build_worker
+from worker import LinkActivities, build_worker
+
+# The secret test workers sign webhooks with; webhook tests verify with it.
+WEBHOOK_SECRET = "test-webhook-secret"
 
 pytest_plugins = ["tests.fixtures.sandbox"]
 
@@ -115,8 +116,8 @@ def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
         sandboxed: bool = True,
     ) -> AsyncIterator[LinkClient]:
         task_queue = f"test-{uuid.uuid4()}"
-        activities = ProviderActivities(
-            build_adapters(provider_settings(provider_url or sandbox_url))
+        activities = LinkActivities(
+            provider_settings(provider_url or sandbox_url), WebhookSettings(secret=WEBHOOK_SECRET)
         )
         worker: Worker = build_worker(
             client,

@@ -103,7 +103,7 @@ async def link_answering_everything(
         snapshot = await links.submit_mfa(link_id, submission)
         if snapshot.status is LinkStatus.CONNECTING:
             snapshot = await links.wait_for(link_id, SETTLED, within=timedelta(seconds=60))
-    return await links.result(link_id), rounds
+    return await links.settled(link_id), rounds
 
 
 @pytest.mark.parametrize("username", list(EXPECTED))
@@ -162,7 +162,7 @@ async def test_unbill_push_approval_completes_without_an_answer(
         [prompt] = asked.pending_challenges
         assert prompt.kind is ChallengeKind.PUSH_APPROVAL
         assert prompt.deadline is not None
-        result = await links.result(link_id)
+        result = await links.settled(link_id)
     assert result.status is LinkStatus.CONNECTED
     assert result.accounts
     assert result.attempts.answers_submitted == 0

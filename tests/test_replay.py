@@ -1,8 +1,10 @@
 """Replays committed histories against today's workflow code.
 
 A change to AccountLinkWorkflow that would break a running link fails here. The histories are
-recorded from the workflow tests with `pytest tests/test_workflow.py --record-histories`; record
-new ones for new paths, and keep the old ones: running links were started by old code.
+recorded from the workflow tests with `pytest tests/test_workflow.py tests/test_link_life.py
+--record-histories`; record new ones for new paths, and keep the old ones: running links were
+started by old code. `before-living-link/` holds links recorded when a link still ended at its
+first connection; they must replay to that same end.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.account_link import AccountLinkWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORIES_DIR.rglob("*.json"))
 REQUIRED_PATHS = {
     "mx_no_mfa",
     "mx_one_round",
@@ -26,6 +30,12 @@ REQUIRED_PATHS = {
     "mx_signal",
     "mx_invalid_credentials",
     "mx_mfa_timeout",
+    "mx_hold",
+    "mx_refresh_continued_as_new",
+    "mx_reauthenticate",
+    "mx_update_credentials",
+    "mx_resolve_hold",
+    "mx_unlink",
 }
 
 
@@ -33,9 +43,19 @@ def test_every_required_path_has_a_history() -> None:
     assert {path.stem for path in HISTORIES} >= REQUIRED_PATHS
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
+def test_old_histories_are_kept() -> None:
+    old = {path.stem for path in (HISTORIES_DIR / "before-living-link").glob("*.json")}
+    assert old >= {"mx_no_mfa", "mx_one_round", "mx_two_rounds", "mx_mfa_timeout", "mx_hold"}
+
+
+@pytest.mark.parametrize(
+    "path", HISTORIES, ids=[str(path.relative_to(HISTORIES_DIR)) for path in HISTORIES]
+)
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=[AccountLinkWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

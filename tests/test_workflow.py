@@ -70,7 +70,7 @@ async def history_event_types(links: LinkClient, link_id: str) -> list[EventType
 async def test_links_without_mfa(dev_env: WorkflowEnvironment, run_worker, record_history):
     async with run_worker(dev_env.client) as links:
         link_id = await links.start_link(mx_request("user_good"))
-        result = await links.result(link_id)
+        result = await links.settled(link_id)
 
         assert result.status is LinkStatus.CONNECTED
         assert result.reason is None
@@ -113,7 +113,7 @@ async def test_one_round_answers_in_the_same_round_trip(
         assert result.pending_challenges == []
         assert result.attempts.mfa_rounds == 1
         assert result.attempts.answers_submitted == 1
-        final = await links.result(waiting.link_id)
+        final = await links.snapshot(waiting.link_id)
         assert final.status is LinkStatus.CONNECTED
         await record_history(links.temporal.get_workflow_handle(waiting.link_id), "mx_one_round")
 
@@ -149,7 +149,6 @@ async def test_two_rounds_phone_then_code(dev_env: WorkflowEnvironment, run_work
             LinkStatus.CONNECTING,
             LinkStatus.CONNECTED,
         ]
-        await links.result(waiting.link_id)
         await record_history(links.temporal.get_workflow_handle(waiting.link_id), "mx_two_rounds")
 
 
@@ -173,7 +172,6 @@ async def test_wrong_answer_then_the_right_one(
         result = await links.submit_mfa(waiting.link_id, answer(second.id, "correct"))
         assert result.status is LinkStatus.CONNECTED
         assert result.attempts.mfa_rounds == 2
-        await links.result(waiting.link_id)
         await record_history(links.temporal.get_workflow_handle(waiting.link_id), "mx_wrong_answer")
 
 
@@ -273,7 +271,7 @@ async def test_answer_by_signal(dev_env: WorkflowEnvironment, run_worker, record
         assert refused.attempts.answers_refused == 1
 
         await links.signal_mfa(waiting.link_id, answer(challenge.id, "correct"))
-        result = await links.result(waiting.link_id)
+        result = await links.settled(waiting.link_id)
 
         assert result.status is LinkStatus.CONNECTED
         assert result.last_refusal is None
@@ -320,7 +318,7 @@ async def test_same_link_id_twice_is_one_link(dev_env: WorkflowEnvironment, run_
 
         waiting = await links.wait_for(link_id, SETTLED)
         await links.submit_mfa(link_id, answer(waiting.pending_challenges[0].id, "correct"))
-        await links.result(link_id)
+        await links.unlink(link_id)
         # Once the link has ended, the same id still names that link, not a new one.
         assert await links.start_link(mx_request("user_mfa"), link_id) == link_id
 
@@ -334,7 +332,8 @@ async def test_same_link_id_twice_is_one_link(dev_env: WorkflowEnvironment, run_
 async def test_answer_to_an_ended_link_is_refused(dev_env: WorkflowEnvironment, run_worker):
     async with run_worker(dev_env.client) as links:
         link_id = await links.start_link(mx_request("user_good"))
-        await links.result(link_id)
+        await links.settled(link_id)
+        await links.unlink(link_id)
         with pytest.raises(AnswerRefused, match="has ended"):
             await links.submit_mfa(link_id, answer("CRD-x", "correct"))
 
@@ -373,7 +372,6 @@ async def test_activity_summaries_and_details_read_well(dev_env: WorkflowEnviron
         assert "pass_good" not in details
 
         await links.submit_mfa(waiting.link_id, answer(waiting.pending_challenges[0].id, "correct"))
-        await links.result(waiting.link_id)
         summaries = [
             event.user_metadata.summary.data.decode()
             async for event in handle.fetch_history_events()
@@ -389,7 +387,13 @@ async def test_workflow_type_and_message_names_are_public(dev_env: WorkflowEnvir
     definition = AccountLinkWorkflow.__temporal_workflow_definition  # type: ignore[attr-defined]
     assert definition.name == "AccountLinkWorkflow"
     assert set(definition.queries) == {"snapshot"}
-    assert set(definition.updates) == {"submit_mfa"}
+    assert set(definition.updates) == {
+        "submit_mfa",
+        "reauthenticate",
+        "update_credentials",
+        "resolve_hold",
+        "unlink",
+    }
     assert set(definition.signals) == {"answer_mfa"}
 
 
@@ -436,7 +440,7 @@ async def test_hold_ends_action_required_with_the_banks_message(
 ):
     async with run_worker(dev_env.client) as links:
         link_id = await links.start_link(mx_request("user_hold"))
-        result = await links.result(link_id)
+        result = await links.settled(link_id)
 
         assert result.status is LinkStatus.ACTION_REQUIRED
         assert result.reason is LinkReason.PROVIDER_HOLD

@@ -5,18 +5,27 @@ job with short activity waits and durable backoff timers, and runs MFA rounds: e
 pending challenges with a deadline, accepts answers through the `submit_mfa` update (or the
 `answer_mfa` signal), sends them to the provider once every challenge of the round is answered, and
 returns the next challenge or the result in the same round trip. No I/O happens here.
+
+Once connected (or held), the link lives on: it refreshes on a durable timer, waits in
+ACTION_REQUIRED for the user when the provider needs them (`reauthenticate`, `update_credentials`,
+`resolve_hold`), ends UNLINKED on `unlink`, and continues as new every so many refreshes so that
+its history stays bounded. Each status change starts a signed webhook delivery beside the link.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -26,10 +35,13 @@ with workflow.unsafe.imports_passed_through():
         AnswerInput,
         LoginInput,
         ProviderActivities,
+        ReauthenticateInput,
         SessionInput,
         WaitInput,
     )
+    from activities.webhooks import WebhookDelivery
     from linkflow.models import (
+        CarriedLink,
         Challenge,
         ChallengeAnswer,
         LinkReason,
@@ -38,10 +50,13 @@ with workflow.unsafe.imports_passed_through():
         LinkStatus,
         MfaSubmission,
         Provider,
+        RelinkRequest,
         StatusChange,
+        WebhookEvent,
     )
     from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
     from providers.base import Outcome, ProviderState
+    from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -65,25 +80,57 @@ PROVIDER_RECHECK_DELAYS = (5, 10, 30, 60, 120, 300)
 MAX_PROVIDER_JOB_SECONDS = 30 * 60
 MAX_ANSWER_LENGTH = 512
 STATUS_HISTORY_LENGTH = 20
+# Links that existed before links lived past their first connection end there, as they did.
+LIVING_LINK_PATCH = "living-link"
+
+# Holds can clear by themselves (an emailed approval, an enrollment), so a held link keeps
+# checking on its refresh schedule; a link waiting for new credentials or a fresh MFA does not,
+# as logging in again with what failed could lock the user's account.
+RECHECKED_REASONS = frozenset({LinkReason.PROVIDER_HOLD, LinkReason.ACCOUNT_LOCKED})
+# What a failed step of a connected link's later life means: the user can mend it.
+RECOVERABLE_LATER = {
+    LinkReason.INVALID_CREDENTIALS: LinkReason.REAUTH_REQUIRED,
+    LinkReason.MFA_TIMEOUT: LinkReason.MFA_REFRESH_REQUIRED,
+    LinkReason.MFA_FAILED: LinkReason.MFA_REFRESH_REQUIRED,
+}
 
 NEXT_STEP = {
     LinkStatus.CONNECTING: "wait: the provider is working",
     LinkStatus.MFA_REQUIRED: "answer the pending challenges",
-    LinkStatus.CONNECTED: "nothing: the link is live",
+    LinkStatus.CONNECTED: "nothing: the link is live and refreshes on schedule",
     LinkStatus.ACTION_REQUIRED: "act as the message says, then resume this link",
     LinkStatus.FAILED: "start a new link, or nothing",
     LinkStatus.UNLINKED: "nothing",
 }
+NEXT_STEP_BY_REASON = {
+    LinkReason.REAUTH_REQUIRED: "send the new password with the `update_credentials` update",
+    LinkReason.MFA_REFRESH_REQUIRED: "send `reauthenticate`, then answer the new challenges",
+    LinkReason.PROVIDER_HOLD: "act at the provider as the message says, then send `resolve_hold`",
+    LinkReason.ACCOUNT_LOCKED: "unlock the account at the provider, then send `resolve_hold`",
+}
+
+
+class Command(StrEnum):
+    """What the living link does next, asked by a timer or by one of its updates."""
+
+    REFRESH = "refresh"
+    REAUTHENTICATE = "reauthenticate"
+    UPDATE_CREDENTIALS = "update_credentials"
+    RESOLVE_HOLD = "resolve_hold"
 
 
 class _LinkEnded(Exception):
     """Raised inside the run to stop the link with a final status."""
 
-    def __init__(self, status: LinkStatus, reason: LinkReason, message: str) -> None:
+    def __init__(self, status: LinkStatus, reason: LinkReason | None, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+
+
+class _UnlinkRequested(Exception):
+    """Raised at the link's next waiting point once `unlink` has been accepted."""
 
 
 @workflow.defn(name="AccountLinkWorkflow")
@@ -91,7 +138,8 @@ class AccountLinkWorkflow:
     @workflow.init
     def __init__(self, request: LinkRequest) -> None:
         now = workflow.now()
-        self._request = request
+        carried = request.carried
+        self._request = request.model_copy(update={"carried": None})
         self._link = LinkSnapshot(
             link_id=workflow.info().workflow_id,
             provider=request.provider,
@@ -101,6 +149,17 @@ class AccountLinkWorkflow:
             history=[StatusChange(at=now, status=LinkStatus.CONNECTING)],
         )
         self._provider_session: dict[str, str] = {}
+        self._events_sent = 0
+        if carried is not None:
+            self._link = carried.snapshot.model_copy(deep=True)
+            self._link.attempts.runs += 1
+            self._provider_session = dict(carried.provider_session)
+            self._events_sent = carried.events_sent
+        self._command: Command | None = None
+        self._unlink_requested = False
+        self._settles = 0
+        self._refreshes_this_run = 0
+        self._deliveries: list[asyncio.Task[None]] = []
         self._pending: dict[str, Challenge] = {}
         self._answers: dict[str, ChallengeAnswer] = {}
         # challenge id -> (round, digest of its accepted answer), to recognise identical repeats.
@@ -115,30 +174,51 @@ class AccountLinkWorkflow:
     async def run(self, request: LinkRequest) -> LinkSnapshot:
         self._publish(search_attributes_changed=True)
         try:
-            state = await self._provider_call(
-                ProviderActivities.provider_login,
-                LoginInput(link_id=self._link.link_id, request=request),
-                summary="log in",
-                start_to_close=self._slow_call_timeout,
-            )
-            self._link.attempts.logins += 1
-            await self._follow(state)
+            if request.carried is None:
+                state = await self._provider_call(
+                    ProviderActivities.provider_login,
+                    LoginInput(link_id=self._link.link_id, request=self._request),
+                    summary="log in",
+                    start_to_close=self._slow_call_timeout,
+                )
+                self._link.attempts.logins += 1
+                await self._follow(state)
+            if request.carried is not None or workflow.patched(LIVING_LINK_PATCH):
+                await self._live()
         except _LinkEnded as ended:
             self._end(ended.status, ended.reason, ended.message)
         except ActivityError as error:
             reason, message, raw_status = _failure_from(error)
             self._link.provider_status = raw_status or self._link.provider_status
             self._end(LinkStatus.FAILED, reason, message)
+        except _UnlinkRequested:
+            await self._unlink()
         self._ended = True
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._wait_for_background_work()
         return self._snapshot()
 
-    async def _follow(self, state: ProviderState) -> None:
-        """Drive the provider's job from `state` until the link is connected or needs the user."""
+    async def _follow(self, state: ProviderState, *, user_present: bool = True) -> None:
+        """Drive the provider's job from `state` until the link is connected or needs the user.
+
+        `user_present` is false for a scheduled refresh: a challenge then cannot be answered
+        within minutes, so the link asks the user to come back instead of starting a deadline.
+        """
         while True:
             self._note_provider_state(state)
+            if self._unlink_requested:
+                raise _UnlinkRequested
             if state.outcome is Outcome.PENDING:
                 state = await self._wait_for_provider()
+            elif state.outcome is Outcome.CHALLENGED and not user_present:
+                self._set_status(
+                    LinkStatus.ACTION_REQUIRED,
+                    reason=LinkReason.MFA_REFRESH_REQUIRED,
+                    message="The provider asks you to verify your identity again before it"
+                    " shares new data. Reauthenticate, then answer its questions.",
+                )
+                self._link.next_refresh_at = None
+                self._settle()
+                return
             elif state.outcome is Outcome.CHALLENGED and not _needs_answers(state.challenges):
                 state = await self._await_approval(state.challenges)
             elif state.outcome is Outcome.CHALLENGED:
@@ -162,17 +242,20 @@ class AccountLinkWorkflow:
                     summary="fetch accounts",
                 )
                 self._link.accounts = result.accounts
+                now = workflow.now()
+                self._link.last_refreshed_at = now
+                self._link.next_refresh_at = now + self._refresh_interval
                 self._set_status(
                     LinkStatus.CONNECTED, message=f"{len(result.accounts)} account(s) linked."
                 )
                 self._settle()
                 return
             else:
-                self._set_status(
-                    LinkStatus.ACTION_REQUIRED,
-                    reason=state.reason or LinkReason.PROVIDER_HOLD,
-                    message=state.message,
+                reason = state.reason or LinkReason.PROVIDER_HOLD
+                self._link.next_refresh_at = (
+                    workflow.now() + self._refresh_interval if reason in RECHECKED_REASONS else None
                 )
+                self._set_status(LinkStatus.ACTION_REQUIRED, reason=reason, message=state.message)
                 self._settle()
                 return
 
@@ -197,7 +280,7 @@ class AccountLinkWorkflow:
                 break
             # Answer anyone waiting on an update now rather than after a long timer.
             self._settle()
-            await workflow.sleep(delay, summary=f"provider still working; check again in {delay}s")
+            await self._pause(delay, f"provider still working; check again in {delay}s")
         raise _LinkEnded(
             LinkStatus.FAILED,
             LinkReason.PROVIDER_ERROR,
@@ -220,6 +303,8 @@ class AccountLinkWorkflow:
         """A round the user completes on a device (a push approval): watch the provider."""
         deadline = self._begin_round(challenges)
         while (remaining := (deadline - workflow.now()).total_seconds()) > 0:
+            if self._unlink_requested:
+                raise _UnlinkRequested
             state = await self._provider_call(
                 ProviderActivities.provider_wait,
                 WaitInput(
@@ -251,10 +336,12 @@ class AccountLinkWorkflow:
         timeout = self._request.options.mfa_timeout_seconds
         try:
             await workflow.wait_condition(
-                self._round_complete,
+                lambda: self._round_complete() or self._unlink_requested,
                 timeout=timeout,
                 timeout_summary=f"MFA round {self._round} deadline",
             )
+            if self._unlink_requested:
+                raise _UnlinkRequested
         except TimeoutError:
             # An answer accepted in the same workflow task as the timer still counts.
             if not self._round_complete():
@@ -268,6 +355,133 @@ class AccountLinkWorkflow:
         self._pending = {}
         self._answers = {}
         return round_challenges, answers
+
+    async def _pause(self, seconds: float, summary: str) -> None:
+        """A durable timer that an accepted `unlink` cuts short."""
+        try:
+            await workflow.wait_condition(
+                lambda: self._unlink_requested, timeout=seconds, timeout_summary=summary
+            )
+        except TimeoutError:
+            return
+        raise _UnlinkRequested
+
+    # ---------------------------------------------------------------- the link's later life
+
+    async def _live(self) -> None:
+        """Keep a connected or held link alive: refresh on schedule, serve the user's updates."""
+        while True:
+            command = await self._next_command()
+            await self._carry_out(command)
+            self._command = None
+            self._settle()
+            if self._refreshes_this_run >= self._request.options.refreshes_per_run or (
+                workflow.info().is_continue_as_new_suggested()
+            ):
+                await self._continue_as_new()
+
+    async def _next_command(self) -> Command:
+        """Wait for an update's command or the next refresh, whichever comes first."""
+        due = self._link.next_refresh_at
+        timeout = None if due is None else max(0.0, (due - workflow.now()).total_seconds())
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._command is not None or self._unlink_requested,
+                timeout=timeout,
+                timeout_summary="next refresh",
+            )
+        if self._unlink_requested:
+            raise _UnlinkRequested
+        return self._command or Command.REFRESH
+
+    async def _carry_out(self, command: Command) -> None:
+        """One step of the link's later life; what the user can mend leaves it ACTION_REQUIRED."""
+        session = SessionInput(provider=self._request.provider, session=self._provider_session)
+        try:
+            if command is Command.REFRESH:
+                self._link.attempts.refreshes += 1
+                self._refreshes_this_run += 1
+                state = await self._provider_call(
+                    ProviderActivities.provider_refresh, session, summary="refresh"
+                )
+                await self._follow(state, user_present=False)
+                return
+            self._set_status(LinkStatus.CONNECTING, message="Connecting to the provider again.")
+            if command is Command.RESOLVE_HOLD:
+                state = await self._provider_call(
+                    ProviderActivities.provider_resolve_hold,
+                    session,
+                    summary="tell the provider the hold is resolved",
+                )
+            else:
+                state = await self._provider_call(
+                    ProviderActivities.provider_reauthenticate,
+                    ReauthenticateInput(
+                        link_id=self._link.link_id,
+                        request=self._request,
+                        session=self._provider_session,
+                    ),
+                    summary="log in again",
+                    start_to_close=self._slow_call_timeout,
+                )
+                self._link.attempts.logins += 1
+            await self._follow(state)
+        except _LinkEnded as ended:
+            self._after_failed_step(ended.status, ended.reason, ended.message)
+        except ActivityError as error:
+            reason, message, raw_status = _failure_from(error)
+            self._link.provider_status = raw_status or self._link.provider_status
+            self._after_failed_step(LinkStatus.FAILED, reason, message)
+
+    def _after_failed_step(
+        self, status: LinkStatus, reason: LinkReason | None, message: str
+    ) -> None:
+        later = RECOVERABLE_LATER.get(reason) if reason is not None else None
+        if later is None:
+            raise _LinkEnded(status, reason, message)
+        self._pending = {}
+        self._answers = {}
+        self._link.next_refresh_at = None
+        self._set_status(LinkStatus.ACTION_REQUIRED, reason=later, message=message)
+
+    async def _continue_as_new(self) -> None:
+        """Start the next run with this one's state, once nothing is left in flight here."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._wait_for_background_work()
+        carried = CarriedLink(
+            snapshot=self._snapshot(),
+            provider_session=self._provider_session,
+            events_sent=self._events_sent,
+        )
+        workflow.continue_as_new(self._request.model_copy(update={"carried": carried}))
+
+    async def _unlink(self) -> None:
+        self._pending = {}
+        self._answers = {}
+        message = "The link was removed at the provider."
+        if self._provider_session:
+            try:
+                await workflow.execute_activity_method(
+                    ProviderActivities.provider_revoke,
+                    SessionInput(provider=self._request.provider, session=self._provider_session),
+                    start_to_close_timeout=PROVIDER_CALL_TIMEOUT,
+                    heartbeat_timeout=PROVIDER_HEARTBEAT_TIMEOUT,
+                    retry_policy=PROVIDER_CALL_RETRY,
+                    summary=f"{self._request.provider.value}: revoke the link",
+                )
+            except ActivityError as error:
+                _, detail, _ = _failure_from(error)
+                message = f"The link was removed here; the provider did not confirm: {detail}"
+        self._link.next_refresh_at = None
+        self._end(LinkStatus.UNLINKED, None, message)
+
+    async def _wait_for_background_work(self) -> None:
+        await asyncio.gather(*self._deliveries)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    @property
+    def _refresh_interval(self) -> timedelta:
+        return timedelta(seconds=self._request.options.refresh_interval_seconds)
 
     # ---------------------------------------------------------------- messages
 
@@ -300,6 +514,77 @@ class AccountLinkWorkflow:
             return
         self._link.last_refusal = None
         self._accept(submission)
+
+    @workflow.update(name="reauthenticate")
+    async def reauthenticate(self) -> LinkSnapshot:
+        """Log in again (a fresh MFA, say); returns the first challenge or the result."""
+        return await self._run_command(Command.REAUTHENTICATE)
+
+    @reauthenticate.validator
+    def validate_reauthenticate(self) -> None:
+        self._check_command(Command.REAUTHENTICATE)
+
+    @workflow.update(name="update_credentials")
+    async def update_credentials(self, relink: RelinkRequest) -> LinkSnapshot:
+        """Resume the link with the user's new credentials (update mode)."""
+        self._request = self._request.model_copy(update={"credentials": relink.credentials})
+        return await self._run_command(Command.UPDATE_CREDENTIALS)
+
+    @update_credentials.validator
+    def validate_update_credentials(self, relink: RelinkRequest) -> None:
+        self._check_command(Command.UPDATE_CREDENTIALS)
+
+    @workflow.update(name="resolve_hold")
+    async def resolve_hold(self) -> LinkSnapshot:
+        """The user has done what the hold asked; the provider is told and the link goes on."""
+        return await self._run_command(Command.RESOLVE_HOLD)
+
+    @resolve_hold.validator
+    def validate_resolve_hold(self) -> None:
+        self._check_command(Command.RESOLVE_HOLD)
+
+    @workflow.update(name="unlink")
+    async def unlink(self) -> LinkSnapshot:
+        """Revoke the link at the provider and end it UNLINKED."""
+        self._unlink_requested = True
+        await workflow.wait_condition(lambda: self._ended)
+        return self._snapshot()
+
+    @unlink.validator
+    def validate_unlink(self) -> None:
+        if self._ended or self._link.status.is_final:
+            raise ValueError(
+                f"The link has ended ({self._link.status}); there is nothing to unlink."
+            )
+
+    async def _run_command(self, command: Command) -> LinkSnapshot:
+        self._command = command
+        settled = self._settles
+        await workflow.wait_condition(lambda: self._settles > settled or self._ended)
+        return self._snapshot()
+
+    def _check_command(self, command: Command) -> None:
+        """Refuse a later-life update the link cannot take now, saying why."""
+        status, reason = self._link.status, self._link.reason
+        if self._ended or status.is_final:
+            raise ValueError(f"The link has ended ({status}); start a new link instead.")
+        if self._unlink_requested:
+            raise ValueError("The link is being unlinked.")
+        if self._command is not None or status not in (
+            LinkStatus.CONNECTED,
+            LinkStatus.ACTION_REQUIRED,
+        ):
+            raise ValueError(
+                f"The link is busy ({status}); try again once it is CONNECTED or ACTION_REQUIRED."
+            )
+        if command is Command.RESOLVE_HOLD and (
+            status is not LinkStatus.ACTION_REQUIRED or reason not in RECHECKED_REASONS
+        ):
+            raise ValueError(
+                f"The link is not held by the provider ({status}"
+                + (f", {reason}" if reason else "")
+                + "); there is no hold to resolve."
+            )
 
     def _check(self, submission: MfaSubmission) -> None:
         """Refuse, with a sentence a person understands, any answer the round cannot take."""
@@ -378,8 +663,9 @@ class AccountLinkWorkflow:
         )
 
     def _settle(self, round_number: int | None = None) -> None:
-        """Tell update handlers waiting on a round that the provider has processed it."""
+        """Tell update handlers waiting on a round or a command that the provider has answered."""
         self._settled_round = self._round if round_number is None else round_number
+        self._settles += 1
 
     # ---------------------------------------------------------------- state and visibility
 
@@ -419,9 +705,41 @@ class AccountLinkWorkflow:
                 *self._link.history,
                 StatusChange(at=now, status=status, reason=reason),
             ][-STATUS_HISTORY_LENGTH:]
+            self._announce(now)
         self._publish(search_attributes_changed=changed)
 
-    def _end(self, status: LinkStatus, reason: LinkReason, message: str) -> None:
+    def _announce(self, at: datetime) -> None:
+        """Start delivering the status change to the app's webhook, beside the link."""
+        url = self._request.options.webhook_url
+        if url is None:
+            return
+        self._events_sent += 1
+        event = WebhookEvent(
+            id=f"{self._link.link_id}:{self._events_sent}",
+            sequence=self._events_sent,
+            link_id=self._link.link_id,
+            provider=self._link.provider,
+            status=self._link.status,
+            reason=self._link.reason,
+            message=self._link.message,
+            occurred_at=at,
+        )
+        self._deliveries.append(
+            asyncio.create_task(self._start_delivery(WebhookDelivery(url=url, event=event)))
+        )
+
+    async def _start_delivery(self, delivery: WebhookDelivery) -> None:
+        # An event whose delivery is already under way (the same id) is not delivered twice.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                WebhookDeliveryWorkflow.run,
+                delivery,
+                id=f"{delivery.event.id}:webhook",
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"webhook: {delivery.event.status.value}",
+            )
+
+    def _end(self, status: LinkStatus, reason: LinkReason | None, message: str) -> None:
         self._pending.clear()
         self._answers.clear()
         self._set_status(status, reason, message)
@@ -486,7 +804,10 @@ def _failure_from(error: ActivityError) -> tuple[LinkReason, str, str | None]:
 def _details_markdown(link: LinkSnapshot) -> str:
     lines = [f"**{link.status.value}**" + (f" ({link.reason.value})" if link.reason else "")]
     lines.append(f"Provider: {link.provider.value}, raw status `{link.provider_status or '-'}`.")
-    lines.append(f"Next: {NEXT_STEP[link.status]}.")
+    next_step = NEXT_STEP[link.status]
+    if link.status is LinkStatus.ACTION_REQUIRED and link.reason in NEXT_STEP_BY_REASON:
+        next_step = NEXT_STEP_BY_REASON[link.reason]
+    lines.append(f"Next: {next_step}.")
     if link.message:
         lines.append(f"> {link.message}")
     for challenge in link.pending_challenges:
@@ -496,4 +817,6 @@ def _details_markdown(link: LinkSnapshot) -> str:
         )
     if link.accounts:
         lines.append(f"{len(link.accounts)} account(s) linked.")
+    if link.next_refresh_at:
+        lines.append(f"Next refresh: {link.next_refresh_at:%Y-%m-%d %H:%M:%S} UTC.")
     return "\n\n".join(lines)
