@@ -54,7 +54,10 @@ class DevStack:
     ports: StackPorts
     state_dir: Path
     task_queue: str = "linkflow"
+    sandbox_args: Sequence[str] = ()
     processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
+    # Where each process's log stood when it was last started: restarts append to the same log.
+    log_offsets: dict[str, int] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -119,7 +122,14 @@ class DevStack:
     def start_sandbox(self) -> None:
         self._spawn(
             "sandbox",
-            [sys.executable, "-m", "sandbox", "--port", str(self.ports.sandbox)],
+            [
+                sys.executable,
+                "-m",
+                "sandbox",
+                "--port",
+                str(self.ports.sandbox),
+                *self.sandbox_args,
+            ],
         )
         self._wait_for_port("sandbox", self.ports.sandbox, timeout=30)
 
@@ -145,7 +155,9 @@ class DevStack:
         return self.log_dir / f"{name}.log"
 
     def _spawn(self, name: str, command: Sequence[str]) -> None:
-        log = self.log_path(name).open("wb")
+        # A fresh log per stack; a process restarted within the stack appends to its log.
+        log = self.log_path(name).open("ab" if name in self.log_offsets else "wb")
+        self.log_offsets[name] = log.tell()
         process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
@@ -179,7 +191,8 @@ class DevStack:
     def _wait_for_log_line(self, name: str, text: str, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         path = self.log_path(name)
-        while text not in path.read_text(errors="replace"):
+        offset = self.log_offsets.get(name, 0)
+        while text.encode() not in path.read_bytes()[offset:]:
             self._check_alive(name)
             if time.monotonic() > deadline:
                 raise StackError(f"The {name} process did not start in {timeout}s:\n{_tail(path)}")

@@ -16,6 +16,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from linkflow.config import TemporalSettings
 
@@ -26,12 +27,24 @@ SEARCH_ATTRIBUTES = (LINK_STATUS, LINK_PROVIDER)
 logger = logging.getLogger(__name__)
 
 
-async def connect(settings: TemporalSettings | None = None) -> Client:
+async def connect(
+    settings: TemporalSettings | None = None, *, runtime: Runtime | None = None
+) -> Client:
     settings = settings or TemporalSettings.from_env()
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+def quiet_runtime() -> Runtime:
+    """A runtime whose client logs only errors: its retry warnings would flood a chaos run."""
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))
+        )
     )
 
 

@@ -1,0 +1,52 @@
+"""A small chaos run in CI: the same script as the full run in the README, fewer links.
+
+`bench/chaos.py` starts its own dev stack on free ports, kills the worker with SIGKILL, restarts
+the dev server and has the sandbox inject 5xx, 429, hangs and dropped connections while links go
+through MFA. Whatever the chaos did, no link, no answer and no provider submission may be lost or
+doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from linkflow.devstack import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_small_chaos_run_loses_nothing() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "bench" / "chaos.py"),
+            "--links",
+            "12",
+            "--duration",
+            "20",
+            "--server-restarts",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT_ROOT,
+    )
+    assert run.stdout, run.stderr[-3000:]
+    figures = json.loads(run.stdout)
+    assert figures["lost"] == 0, figures["lost_links"]
+    assert figures["answers_lost"] == 0
+    assert figures["duplicate_submissions"] == 0
+    assert figures["connected"] + figures["failed_by_design"] == figures["started"] == 12
+    assert figures["failed_by_design"] == 3
+    assert figures["answers_submitted"] > 0
+    # The chaos really happened.
+    assert figures["worker_kills"] >= 1
+    assert figures["server_restarts"] == 1
+    assert sum(figures["faults"].values()) > 0
+    assert run.returncode == 0, run.stderr[-3000:]
