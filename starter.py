@@ -4,6 +4,8 @@
     python starter.py link ... --no-wait --json                    # start and print the link id
     python starter.py status LINK_ID [--json]
     python starter.py answer LINK_ID [CHALLENGE_ID=VALUE | VALUE ...] [--signal] [--json]
+    python starter.py reauthenticate | resolve-hold | unlink LINK_ID [--json]
+    python starter.py update-credentials LINK_ID --username U [--password P] [--json]
     python starter.py demo                                          # dev server + sandbox + worker
 
 Every subcommand talks to Temporal through `LinkClient`; `--json` prints the link snapshot for
@@ -26,7 +28,7 @@ from typing import NoReturn, TextIO
 
 from pydantic import ValidationError
 
-from linkflow.client import AnswerRefused, LinkClient, LinkNotFound
+from linkflow.client import AnswerRefused, LinkClient, LinkNotFound, LinkRefused
 from linkflow.config import TemporalSettings
 from linkflow.devstack import STATE_DIR, StackError, StackPorts, running_stack
 from linkflow.models import (
@@ -237,6 +239,40 @@ async def cmd_answer(args: argparse.Namespace, terminal: Terminal) -> int:
     return exit_status_of(snapshot)
 
 
+async def cmd_reauthenticate(args: argparse.Namespace, terminal: Terminal) -> int:
+    links = await LinkClient.connect()
+    snapshot = await links.reauthenticate(args.link_id)
+    if snapshot.status is LinkStatus.MFA_REQUIRED and not args.json:
+        snapshot = await answer_interactively(links, snapshot, terminal, args.json)
+    print_snapshot(snapshot, args.json, terminal)
+    return exit_status_of(snapshot)
+
+
+async def cmd_update_credentials(args: argparse.Namespace, terminal: Terminal) -> int:
+    password = args.password
+    if password is None:
+        password = terminal.ask(f"New password for {args.username}: ", secret=True)
+    links = await LinkClient.connect()
+    credentials = Credentials(username=args.username, password=password)
+    snapshot = await links.update_credentials(args.link_id, credentials)
+    if snapshot.status is LinkStatus.MFA_REQUIRED and not args.json:
+        snapshot = await answer_interactively(links, snapshot, terminal, args.json)
+    print_snapshot(snapshot, args.json, terminal)
+    return exit_status_of(snapshot)
+
+
+async def cmd_resolve_hold(args: argparse.Namespace, terminal: Terminal) -> int:
+    links = await LinkClient.connect()
+    print_snapshot(await links.resolve_hold(args.link_id), args.json, terminal)
+    return EXIT_OK
+
+
+async def cmd_unlink(args: argparse.Namespace, terminal: Terminal) -> int:
+    links = await LinkClient.connect()
+    print_snapshot(await links.unlink(args.link_id), args.json, terminal)
+    return EXIT_OK
+
+
 async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
     ports = StackPorts(temporal=args.temporal_port, ui=args.ui_port, sandbox=args.sandbox_port)
     terminal.say("Starting the Temporal dev server, the provider sandbox and a worker...")
@@ -306,6 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--signal", action="store_true", help="send by signal, not update")
     answer.add_argument("--json", action="store_true")
 
+    reauthenticate = commands.add_parser(
+        "reauthenticate", help="log a link in again when its provider wants a fresh MFA"
+    )
+    reauthenticate.add_argument("link_id")
+    reauthenticate.add_argument("--json", action="store_true")
+
+    update = commands.add_parser(
+        "update-credentials", help="resume a link whose password changed, with the new one"
+    )
+    update.add_argument("link_id")
+    update.add_argument("--username", required=True)
+    update.add_argument("--password", help="prompted for when omitted")
+    update.add_argument("--json", action="store_true")
+
+    resolve = commands.add_parser("resolve-hold", help="tell a held link the user has acted")
+    resolve.add_argument("link_id")
+    resolve.add_argument("--json", action="store_true")
+
+    unlink = commands.add_parser("unlink", help="revoke a link at the provider and end it")
+    unlink.add_argument("link_id")
+    unlink.add_argument("--json", action="store_true")
+
     demo = commands.add_parser("demo", help="run the dev stack and link a test user")
     demo.add_argument("--provider", choices=[p.value for p in IMPLEMENTED_PROVIDERS], default="mx")
     demo.add_argument("--username", default="user_otp")
@@ -323,6 +381,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Terminal], Awaitable[int]]] = 
     "link": cmd_link,
     "status": cmd_status,
     "answer": cmd_answer,
+    "reauthenticate": cmd_reauthenticate,
+    "update-credentials": cmd_update_credentials,
+    "resolve-hold": cmd_resolve_hold,
+    "unlink": cmd_unlink,
     "demo": cmd_demo,
 }
 
@@ -335,7 +397,7 @@ async def run(argv: Sequence[str], terminal: Terminal) -> int:
     except (UserError, StackError, LinkNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    except AnswerRefused as refusal:
+    except LinkRefused as refusal:
         print(f"refused: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
     except ValidationError as error:

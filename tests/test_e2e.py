@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,32 @@ def test_push_approval_waits_for_the_device(stack: DevStack) -> None:
     assert "Approve the sign-in request" in run.stdout
     assert "Waiting for your approval on the device" in run.stdout
     assert ": CONNECTED" in run.stdout
+
+
+def test_hold_resolved_then_unlinked_from_the_cli(stack: DevStack) -> None:
+    link_id = f"cli-hold-{uuid.uuid4().hex[:8]}"
+    held = starter(
+        stack, "link", "--username", "user_hold", "--password", "pass_good", "--link-id", link_id
+    )
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert "ACTION_REQUIRED" in held.stdout
+
+    resolved = starter(stack, "resolve-hold", link_id, "--json")
+    assert resolved.returncode == 0, resolved.stderr
+    assert json.loads(resolved.stdout)["status"] == "CONNECTED"
+
+    again = starter(stack, "resolve-hold", link_id)
+    assert again.returncode == 2
+    assert again.stderr.startswith("refused: The link is not held")
+
+    unlinked = starter(stack, "unlink", link_id, "--json")
+    assert unlinked.returncode == 0, unlinked.stderr
+    assert json.loads(unlinked.stdout)["status"] == "UNLINKED"
+
+    ended = starter(stack, "unlink", link_id)
+    assert ended.returncode == 2
+    assert "has ended" in ended.stderr
+    assert "Traceback" not in ended.stderr
 
 
 def test_scripted_link_with_status_and_answer(stack: DevStack) -> None:
