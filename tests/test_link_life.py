@@ -381,3 +381,30 @@ async def test_status_changes_reach_the_webhook_signed_and_retried(
     for event in events:
         assert "pass_good" not in json.dumps(event)
         assert "user_good" not in json.dumps(event)
+
+
+async def test_unbill_hold_is_lifted_through_its_fix_hold(
+    dev_env: WorkflowEnvironment, run_worker
+) -> None:
+    async with run_worker(dev_env.client) as links:
+        request = living_request("user_hold").model_copy(update={"provider": Provider.UNBILL})
+        link_id = await links.start_link(request)
+        held = await links.settled(link_id, within=WAIT)
+        assert (held.status, held.reason) == (LinkStatus.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD)
+        assert held.provider_status == "hold"
+        assert held.message
+        assert "Terms and Conditions" in held.message
+
+        resumed = await links.resolve_hold(link_id)
+        if resumed.status is LinkStatus.CONNECTING:
+            resumed = await links.settled(link_id, within=WAIT)
+        assert resumed.status is LinkStatus.CONNECTED
+        assert resumed.accounts
+        handle = links.temporal.get_workflow_handle(link_id)
+        summaries = [
+            event.user_metadata.summary.data.decode()
+            async for event in handle.fetch_history_events()
+            if event.HasField("user_metadata") and event.user_metadata.HasField("summary")
+        ]
+        assert any("hold is resolved" in summary for summary in summaries)
+        await links.unlink(link_id)

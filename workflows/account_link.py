@@ -445,9 +445,21 @@ class AccountLinkWorkflow:
         self._set_status(LinkStatus.ACTION_REQUIRED, reason=later, message=message)
 
     async def _continue_as_new(self) -> None:
-        """Start the next run with this one's state, once nothing is left in flight here."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._wait_for_background_work()
+        """Start the next run with this one's state, once nothing is left in flight here.
+
+        An update that arrives meanwhile is served first (its handler waits for the link, so
+        waiting for handlers alone could wait forever); the next pass of the loop comes back.
+        """
+        await asyncio.gather(*self._deliveries)
+        await workflow.wait_condition(
+            lambda: (
+                workflow.all_handlers_finished()
+                or self._command is not None
+                or self._unlink_requested
+            )
+        )
+        if self._command is not None or self._unlink_requested:
+            return
         carried = CarriedLink(
             snapshot=self._snapshot(),
             provider_session=self._provider_session,
