@@ -39,7 +39,7 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from providers.http import make_client, raise_for_provider_status
+from providers.http import make_client, raise_for_provider_status, read_json
 from providers.mapping import StatusMeaning, final, transient
 
 API_VERSION = "2024-02-21"
@@ -394,12 +394,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
             token, _ = await self._access_token(stale=token)
             response = await self._send(method, path, token, body, params, idempotency_key)
         raise_for_provider_status(response, "Arcadia")
-        try:
-            return response.json()
-        except ValueError as error:
-            raise ProviderUnavailable(
-                f"Arcadia answered {method} {path} with invalid JSON."
-            ) from error
+        return read_json(response, "Arcadia")
 
     async def _send(
         self,

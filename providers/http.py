@@ -7,8 +7,11 @@ provider's HTTP failure into `ProviderUnavailable` (worth retrying, honouring `R
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -51,6 +54,40 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def idempotency_header(key: str | None, name: str = "Idempotency-Key") -> dict[str, str]:
+    """The header that lets a provider recognise a retried create or answer, when a key is given."""
+    return {name: key} if key else {}
+
+
+def read_json(response: httpx.Response, provider: str, *, exact_numbers: bool = False) -> Any:
+    """A successful response's JSON; a body that is not JSON is the provider's passing trouble.
+
+    `exact_numbers` reads decimals as `Decimal`, keeping amounts exactly as the provider wrote them.
+    """
+    request = response.request
+    try:
+        if exact_numbers:
+            return json.loads(response.text, parse_float=Decimal)
+        return response.json()
+    except ValueError as error:
+        raise ProviderUnavailable(
+            f"{provider} answered {request.method} {request.url.path} with invalid JSON."
+        ) from error
+
+
+def read_object(
+    response: httpx.Response, provider: str, *, exact_numbers: bool = False
+) -> dict[str, Any]:
+    """`read_json` for the many routes whose answer must be one JSON object."""
+    data = read_json(response, provider, exact_numbers=exact_numbers)
+    if not isinstance(data, dict):
+        request = response.request
+        raise ProviderUnavailable(
+            f"{provider} answered {request.method} {request.url.path} with no JSON object."
+        )
+    return data
 
 
 def raise_for_provider_status(response: httpx.Response, provider: str) -> None:

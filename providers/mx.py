@@ -9,9 +9,7 @@ linkflow's meaning; the README's table is checked against it.
 
 from __future__ import annotations
 
-import json
 import re
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 import httpx
@@ -34,7 +32,7 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from providers.http import make_client, raise_for_provider_status
+from providers.http import idempotency_header, make_client, raise_for_provider_status, read_json
 from providers.mapping import StatusMeaning, final, transient
 
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
@@ -242,10 +240,9 @@ class MxAdapter:
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Response:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         # httpx's own transport errors propagate: the activities classify timeouts and refusals.
         response = await self._client.request(
-            method, path, json=body, params=params, headers=headers
+            method, path, json=body, params=params, headers=idempotency_header(idempotency_key)
         )
         raise_for_provider_status(response, "MX")
         return response
@@ -254,12 +251,7 @@ class MxAdapter:
         self, method: str, path: str, key: str, **kwargs: Any
     ) -> tuple[Any, dict[str, Any]]:
         """Call MX and return `body[key]` and the whole body; a malformed body is transient."""
-        response = await self._call(method, path, **kwargs)
-        try:
-            # Decimals keep amounts exactly as MX wrote them.
-            body = json.loads(response.text, parse_float=Decimal)
-        except ValueError as error:
-            raise ProviderUnavailable(f"MX answered {method} {path} with invalid JSON.") from error
+        body = read_json(await self._call(method, path, **kwargs), "MX", exact_numbers=True)
         if not isinstance(body, dict) or key not in body:
             raise ProviderUnavailable(f"MX answered {method} {path} without {key!r}.")
         return body[key], body

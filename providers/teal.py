@@ -38,7 +38,7 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from providers.http import make_client, raise_for_provider_status
+from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
 from providers.mapping import StatusMeaning, final, transient
 
 DEFAULT_PAYROLL_PROVIDER = "quickbooks"
@@ -201,21 +201,12 @@ class TealAdapter(LifecycleByLoggingInAgain):
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         # httpx's own transport errors propagate: the activities classify timeouts and refusals.
         response = await self._client.request(
-            method, path, json=body, params=params, headers=headers
+            method, path, json=body, params=params, headers=idempotency_header(idempotency_key)
         )
         raise_for_provider_status(response, "Teal")
-        try:
-            data = response.json()
-        except ValueError as invalid:
-            raise ProviderUnavailable(
-                f"Teal answered {method} {path} with invalid JSON."
-            ) from invalid
-        if not isinstance(data, dict):
-            raise ProviderUnavailable(f"Teal answered {method} {path} with a non-object.")
-        return data
+        return read_object(response, "Teal")
 
     async def _account(self, session: dict[str, str]) -> dict[str, Any]:
         return await self._read("GET", f"/accounts/{session['account_id']}")

@@ -15,8 +15,6 @@ and the `pending` word are assumptions shared with the sandbox (see `sandbox/unb
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -39,7 +37,7 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from providers.http import make_client, raise_for_provider_status
+from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
 from providers.mapping import StatusMeaning, final
 
 # The sandbox's test company (the seed's example, Netflix); a link names another through
@@ -202,20 +200,12 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Call Unbill and return its JSON object; a malformed body is transient."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        response = await self._client.request(method, path, json=body, headers=headers)
+        response = await self._client.request(
+            method, path, json=body, headers=idempotency_header(idempotency_key)
+        )
         raise_for_provider_status(response, "Unbill")
-        try:
-            # Decimals keep amounts exactly as Unbill wrote them.
-            parsed = json.loads(response.text, parse_float=Decimal)
-        except ValueError as error:
-            raise ProviderUnavailable(
-                f"Unbill answered {method} {path} with invalid JSON."
-            ) from error
-        if not isinstance(parsed, dict):
-            raise ProviderUnavailable(f"Unbill answered {method} {path} with no JSON object.")
-        return parsed
+        return read_object(response, "Unbill", exact_numbers=True)
 
     async def _succeed(self, method: str, path: str, **kwargs: Any) -> None:
         """Call one of Unbill's `{"success": true}` routes."""
