@@ -42,17 +42,16 @@ from linkflow.client import LinkClient, LinkRefused  # noqa: E402
 from linkflow.config import TemporalSettings  # noqa: E402
 from linkflow.devstack import DevStack, StackPorts, free_port  # noqa: E402
 from linkflow.models import (  # noqa: E402
-    ChallengeAnswer,
     Credentials,
     LinkReason,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
-    MfaSubmission,
     Provider,
 )
 from linkflow.process import exit_now  # noqa: E402
 from linkflow.temporal import connect, quiet_runtime  # noqa: E402
+from tests.fixtures.answers import right_answers  # noqa: E402
 
 # Which test users a run draws, with what each must end as.
 CONNECTS = ("user_good", "user_mfa", "user_otp")
@@ -96,19 +95,6 @@ class Figures:
     duration_seconds: float = 0.0
 
 
-def answers_for(snapshot: LinkSnapshot) -> MfaSubmission:
-    return MfaSubmission(
-        answers=[
-            ChallengeAnswer(
-                challenge_id=challenge.id,
-                value=challenge.options[0].value if challenge.kind.has_options else "correct",
-            )
-            for challenge in snapshot.pending_challenges
-            if challenge.kind.needs_answer
-        ]
-    )
-
-
 async def patiently(call: Any, what: str, run: LinkRun) -> Any:
     """Retry a client call through server restarts; the time spent is a recovery wait."""
     began = time.monotonic()
@@ -148,7 +134,7 @@ async def drive(links: LinkClient, run: LinkRun) -> None:
         ):
             run.end = snapshot
             return
-        submission = answers_for(snapshot)
+        submission = right_answers(snapshot)
         if snapshot.status is LinkStatus.MFA_REQUIRED and submission.answers:
             try:
                 await patiently(

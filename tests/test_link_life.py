@@ -37,6 +37,7 @@ from linkflow.models import (
 )
 from linkflow.webhooks import SIGNATURE_HEADER, InvalidSignature, verify_signature
 from tests.conftest import WEBHOOK_SECRET
+from tests.fixtures.answers import right_answers
 
 WAIT = timedelta(seconds=60)
 
@@ -79,15 +80,6 @@ async def wait_until(
                 return snapshot
             assert not snapshot.status.is_final, snapshot
             await asyncio.sleep(0.2)
-
-
-def correct(snapshot: LinkSnapshot) -> MfaSubmission:
-    return MfaSubmission(
-        answers=[
-            ChallengeAnswer(challenge_id=challenge.id, value="correct")
-            for challenge in snapshot.pending_challenges
-        ]
-    )
 
 
 async def test_refreshes_on_schedule_and_continues_as_new(
@@ -158,7 +150,7 @@ async def test_refresh_that_needs_mfa_waits_for_the_user_then_reauthenticates(
         window = (challenge.deadline - asked.updated_at).total_seconds()
         assert 299 <= window <= 300
 
-        reconnected = await links.submit_mfa(link_id, correct(asked))
+        reconnected = await links.submit_mfa(link_id, right_answers(asked))
         assert reconnected.status is LinkStatus.CONNECTED
         assert reconnected.next_refresh_at is not None
         assert [change.reason for change in reconnected.history].count(

@@ -16,17 +16,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from linkflow.client import LinkClient
 from linkflow.models import (
-    ChallengeAnswer,
     ChallengeKind,
     Credentials,
     LinkReason,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
-    MfaSubmission,
     Provider,
 )
 from providers.mapping import IMPLEMENTED_PROVIDERS
+from tests.fixtures.answers import right_answers
 
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
 
@@ -68,20 +67,6 @@ def link_request(provider: Provider, username: str) -> LinkRequest:
         provider=provider,
         user_ref=f"e2e-{provider.value}-{username}",
         credentials=Credentials(username=username, password="pass_good"),
-    )
-
-
-def right_answers(snapshot: LinkSnapshot) -> MfaSubmission:
-    """What a user who knows the answers submits: `correct`, or the first option offered."""
-    return MfaSubmission(
-        answers=[
-            ChallengeAnswer(
-                challenge_id=challenge.id,
-                value=challenge.options[0].value if challenge.kind.has_options else "correct",
-            )
-            for challenge in snapshot.pending_challenges
-            if challenge.kind.needs_answer
-        ]
     )
 
 
