@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import sys
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -30,12 +26,7 @@ from sandbox.faults import FaultPlan, Faults
 from sandbox.idempotency import IdempotentReplay
 from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox
 from sandbox.users import Scenario, scenario_for
-from tests.fixtures.sandbox import (
-    PROJECT_ROOT,
-    STOP_TIMEOUT_SECONDS,
-    _free_port,
-    _wait_until_healthy,
-)
+from tests.fixtures.sandbox import sandbox_process
 
 AUTH = ("sandbox-client-id", "sandbox-api-key")
 BASIC = "Basic " + base64.b64encode(":".join(AUTH).encode()).decode()
@@ -525,31 +516,10 @@ async def test_a_plus_tagged_user_links_like_user_good_at_mx(client: httpx.Async
 # ---------------------------------------------------------------------- over a real socket
 
 
-@contextmanager
-def sandbox_process(*flags: str) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--latency-seconds", "0"]
-    with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(
-            [*command, *flags], cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_until_healthy(process, command, url, output)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 async def test_a_dropped_answer_is_a_transport_error_and_its_retry_a_replay() -> None:
     partner_id = f"app-{uuid.uuid4()}"
     body, key = {"user": {"id": partner_id}}, {"Idempotency-Key": partner_id}
-    with sandbox_process("--drop-rate", "1") as url:
+    with sandbox_process("--latency-seconds", "0", "--drop-rate", "1") as url:
         async with httpx.AsyncClient(
             base_url=url, auth=AUTH, headers={"Accept": MX_ACCEPT}, timeout=10
         ) as client:
