@@ -179,14 +179,19 @@ def parse_answers(values: Sequence[str], pending: list[Challenge]) -> list[Chall
 # ------------------------------------------------------------------ subcommands
 
 
-async def cmd_link(args: argparse.Namespace, terminal: Terminal) -> int:
-    password = args.password
+def password_of(args: argparse.Namespace, terminal: Terminal, what: str = "Password") -> str:
+    """`--password`, or asked for without echo."""
+    password: str | None = args.password
     if password is None:
-        password = terminal.ask(f"Password for {args.username}: ", secret=True)
+        password = terminal.ask(f"{what} for {args.username}: ", secret=True)
+    return password
+
+
+async def cmd_link(args: argparse.Namespace, terminal: Terminal) -> int:
     request = LinkRequest(
         provider=args.provider,
         user_ref=args.user_ref or f"cli-{args.username}",
-        credentials=Credentials(username=args.username, password=password),
+        credentials=Credentials(username=args.username, password=password_of(args, terminal)),
         options=LinkOptions(mfa_timeout_seconds=args.mfa_timeout),
     )
     links = await LinkClient.connect()
@@ -239,26 +244,28 @@ async def cmd_answer(args: argparse.Namespace, terminal: Terminal) -> int:
     return exit_status_of(snapshot)
 
 
-async def cmd_reauthenticate(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
-    snapshot = await links.reauthenticate(args.link_id)
+async def after_login_again(
+    links: LinkClient, snapshot: LinkSnapshot, args: argparse.Namespace, terminal: Terminal
+) -> int:
+    """Answer the new login's MFA in the terminal (unless scripted), then print the result."""
     if snapshot.status is LinkStatus.MFA_REQUIRED and not args.json:
         snapshot = await answer_interactively(links, snapshot, terminal, args.json)
     print_snapshot(snapshot, args.json, terminal)
     return exit_status_of(snapshot)
+
+
+async def cmd_reauthenticate(args: argparse.Namespace, terminal: Terminal) -> int:
+    links = await LinkClient.connect()
+    return await after_login_again(links, await links.reauthenticate(args.link_id), args, terminal)
 
 
 async def cmd_update_credentials(args: argparse.Namespace, terminal: Terminal) -> int:
-    password = args.password
-    if password is None:
-        password = terminal.ask(f"New password for {args.username}: ", secret=True)
+    credentials = Credentials(
+        username=args.username, password=password_of(args, terminal, "New password")
+    )
     links = await LinkClient.connect()
-    credentials = Credentials(username=args.username, password=password)
     snapshot = await links.update_credentials(args.link_id, credentials)
-    if snapshot.status is LinkStatus.MFA_REQUIRED and not args.json:
-        snapshot = await answer_interactively(links, snapshot, terminal, args.json)
-    print_snapshot(snapshot, args.json, terminal)
-    return exit_status_of(snapshot)
+    return await after_login_again(links, snapshot, args, terminal)
 
 
 async def cmd_resolve_hold(args: argparse.Namespace, terminal: Terminal) -> int:
