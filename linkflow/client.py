@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -33,7 +34,7 @@ from linkflow.models import (
     RelinkRequest,
 )
 from linkflow.temporal import connect
-from workflows.account_link import AccountLinkWorkflow
+from workflows.account_link import ANSWER_MFA_SIGNAL, WORKFLOW_TYPE
 
 
 class LinkNotFound(LookupError):
@@ -85,7 +86,7 @@ class LinkClient:
         # second run and the caller gets the existing id back.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self._client.start_workflow(
-                AccountLinkWorkflow.run,
+                WORKFLOW_TYPE,
                 request,
                 id=link_id,
                 task_queue=self._task_queue,
@@ -95,12 +96,15 @@ class LinkClient:
             )
         return link_id
 
-    def _handle(self, link_id: str) -> WorkflowHandle[AccountLinkWorkflow, LinkSnapshot]:
-        return self._client.get_workflow_handle_for(AccountLinkWorkflow.run, link_id)
+    def _handle(self, link_id: str) -> WorkflowHandle[Any, LinkSnapshot]:
+        return self._client.get_workflow_handle(link_id, result_type=LinkSnapshot)
 
     async def snapshot(self, link_id: str) -> LinkSnapshot:
         try:
-            return await self._handle(link_id).query(AccountLinkWorkflow.snapshot)
+            snapshot: LinkSnapshot = await self._handle(link_id).query(
+                "snapshot", result_type=LinkSnapshot
+            )
+            return snapshot
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise LinkNotFound(link_id) from error
@@ -149,7 +153,7 @@ class LinkClient:
     async def signal_mfa(self, link_id: str, submission: MfaSubmission) -> None:
         """Answer through the signal, for callers that cannot wait for a reply."""
         try:
-            await self._handle(link_id).signal(AccountLinkWorkflow.answer_mfa, submission)
+            await self._handle(link_id).signal(ANSWER_MFA_SIGNAL, submission)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 await self._require_running(link_id, AnswerRefused)

@@ -7,6 +7,9 @@ them in one module is what lets a status word or a challenge kind mean the same 
 Secrets (passwords, MFA answers) are `SecretStr`: they are masked in `repr`, `str` and log lines,
 and revealed only when the data converter serializes them to JSON for Temporal. Encrypting those
 payloads at rest is the job of the payload codec, not of these models.
+
+Every string a caller can send is bounded here, so an oversized or malformed message is refused by
+validation before it can reach a provider, a log line or the link's history.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     StringConstraints,
+    UrlConstraints,
+    field_validator,
 )
 
 DEFAULT_MFA_TIMEOUT_SECONDS = 300
@@ -40,7 +45,24 @@ TransportSecret = Annotated[
     SecretStr, PlainSerializer(_reveal_for_json, return_type=str, when_used="json")
 ]
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+MAX_ID_LENGTH = 128
+MAX_NAME_LENGTH = 256
+MAX_SECRET_LENGTH = 1024
+MAX_ANSWER_LENGTH = 512
+MAX_ANSWERS_PER_SUBMISSION = 16
+MAX_EXTRA_FIELDS = 16
+MAX_URL_LENGTH = 2048
+
+NonEmptyStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH)
+]
+IdStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH)
+]
+ExtraFieldName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)
+]
+WebhookUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH)]
 
 
 class Provider(StrEnum):
@@ -78,6 +100,7 @@ class LinkReason(StrEnum):
     MFA_REFRESH_REQUIRED = "MFA_REFRESH_REQUIRED"
     USER_REVOKED_ACCESS = "USER_REVOKED_ACCESS"
     INSTITUTION_UNAVAILABLE = "INSTITUTION_UNAVAILABLE"
+    INVALID_REQUEST = "INVALID_REQUEST"
 
 
 class ChallengeKind(StrEnum):
@@ -109,14 +132,23 @@ class Credentials(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     username: NonEmptyStr = Field(repr=False)
-    password: TransportSecret
+    password: TransportSecret = Field(min_length=1, max_length=MAX_SECRET_LENGTH)
     # Extra login fields some providers ask for (Arcadia's utility account number, ...).
-    extra: dict[str, TransportSecret] = Field(default_factory=dict)
+    extra: dict[ExtraFieldName, TransportSecret] = Field(
+        default_factory=dict, max_length=MAX_EXTRA_FIELDS
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _bounded_extra_values(cls, extra: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if any(len(value.get_secret_value()) > MAX_SECRET_LENGTH for value in extra.values()):
+            raise ValueError(f"an extra field is longer than {MAX_SECRET_LENGTH} characters")
+        return extra
 
 
 class LinkOptions(BaseModel):
     mfa_timeout_seconds: int = Field(default=DEFAULT_MFA_TIMEOUT_SECONDS, ge=5, le=86_400)
-    institution_code: str | None = Field(
+    institution_code: IdStr | None = Field(
         default=None, description="The provider's institution, where it has several (MX)."
     )
     refresh_interval_seconds: int = Field(
@@ -131,10 +163,17 @@ class LinkOptions(BaseModel):
         le=1_000,
         description="Refreshes before the link continues as a new run, bounding its history.",
     )
-    webhook_url: AnyHttpUrl | None = Field(
+    webhook_url: WebhookUrl | None = Field(
         default=None,
         description="Where the app wants a signed JSON event each time the link's status changes.",
     )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _no_credentials_in_webhook_url(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if url is not None and (url.username or url.password):
+            raise ValueError("a webhook URL must not carry credentials")
+        return url
 
 
 class LinkRequest(BaseModel):
@@ -176,14 +215,14 @@ class Challenge(BaseModel):
 
 
 class ChallengeAnswer(BaseModel):
-    challenge_id: NonEmptyStr
-    value: TransportSecret
+    challenge_id: IdStr
+    value: TransportSecret = Field(max_length=MAX_ANSWER_LENGTH)
 
 
 class MfaSubmission(BaseModel):
     """The payload of the `submit_mfa` update and of the `answer_mfa` signal."""
 
-    answers: list[ChallengeAnswer]
+    answers: list[ChallengeAnswer] = Field(max_length=MAX_ANSWERS_PER_SUBMISSION)
 
 
 class Account(BaseModel):
@@ -216,7 +255,9 @@ class LinkSnapshot(BaseModel):
     """What the `snapshot` query returns: the whole truth about one link, with no secrets."""
 
     link_id: str
-    provider: Provider
+    provider: Provider | None = Field(
+        default=None, description="None only for a link whose start request was unreadable."
+    )
     status: LinkStatus
     reason: LinkReason | None = None
     message: str | None = Field(
@@ -229,7 +270,8 @@ class LinkSnapshot(BaseModel):
     accounts: list[Account] = Field(default_factory=list)
     attempts: LinkAttempts = Field(default_factory=LinkAttempts)
     last_refusal: str | None = Field(
-        default=None, description="Why the last signalled answer was refused, if it was."
+        default=None,
+        description="Why the last signal was refused, if it was (ids in it are truncated).",
     )
     started_at: datetime
     updated_at: datetime

@@ -10,6 +10,11 @@ Once connected (or held), the link lives on: it refreshes on a durable timer, wa
 ACTION_REQUIRED for the user when the provider needs them (`reauthenticate`, `update_credentials`,
 `resolve_hold`), ends UNLINKED on `unlink`, and continues as new every so many refreshes so that
 its history stays bounded. Each status change starts a signed webhook delivery beside the link.
+
+Nothing a caller sends can fail a workflow task. The workflow is registered dynamic and its
+handlers take raw payloads (see `workflows/inbox.py`): an unreadable start ends the link FAILED with
+`INVALID_REQUEST` at once, a malformed update is refused by its validator, and a malformed signal
+is recorded as a refusal and ignored.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
@@ -41,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.webhooks import WebhookDelivery
     from linkflow.models import (
+        MAX_ANSWER_LENGTH,
         CarriedLink,
         Challenge,
         ChallengeAnswer,
@@ -54,9 +60,14 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         WebhookEvent,
     )
+    from linkflow.refusals import bounded, quote
     from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
     from providers.base import Outcome, ProviderState
+    from workflows.inbox import NO_PAYLOAD, MalformedMessage, read_only_payload, read_payload
     from workflows.webhook_delivery import WebhookDeliveryWorkflow
+
+WORKFLOW_TYPE = "AccountLinkWorkflow"
+ANSWER_MFA_SIGNAL = "answer_mfa"
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -78,7 +89,6 @@ ACTIVE_WAIT_SECONDS = 20.0
 # Durable backoff between provider checks once the job outlasts an activity's wait.
 PROVIDER_RECHECK_DELAYS = (5, 10, 30, 60, 120, 300)
 MAX_PROVIDER_JOB_SECONDS = 30 * 60
-MAX_ANSWER_LENGTH = 512
 STATUS_HISTORY_LENGTH = 20
 # Links that existed before links lived past their first connection end there, as they did.
 LIVING_LINK_PATCH = "living-link"
@@ -133,16 +143,15 @@ class _UnlinkRequested(Exception):
     """Raised at the link's next waiting point once `unlink` has been accepted."""
 
 
-@workflow.defn(name="AccountLinkWorkflow")
+# Dynamic, so that the SDK hands the start's payloads over unread, however many and whatever they
+# hold; `run` ends any other workflow type at once. Clients start it by its name, WORKFLOW_TYPE.
+@workflow.defn(dynamic=True)
 class AccountLinkWorkflow:
     @workflow.init
-    def __init__(self, request: LinkRequest) -> None:
+    def __init__(self, inputs: Sequence[RawValue]) -> None:
         now = workflow.now()
-        carried = request.carried
-        self._request = request.model_copy(update={"carried": None})
         self._link = LinkSnapshot(
             link_id=workflow.info().workflow_id,
-            provider=request.provider,
             status=LinkStatus.CONNECTING,
             started_at=now,
             updated_at=now,
@@ -150,11 +159,26 @@ class AccountLinkWorkflow:
         )
         self._provider_session: dict[str, str] = {}
         self._events_sent = 0
-        if carried is not None:
-            self._link = carried.snapshot.model_copy(deep=True)
-            self._link.attempts.runs += 1
-            self._provider_session = dict(carried.provider_session)
-            self._events_sent = carried.events_sent
+        self._valid_request: LinkRequest | None = None
+        self._continued = False
+        try:
+            request = _read_start(inputs)
+        except MalformedMessage as refusal:
+            self._link.status = LinkStatus.FAILED
+            self._link.reason = LinkReason.INVALID_REQUEST
+            self._link.message = str(refusal)
+            self._link.history = [
+                StatusChange(at=now, status=LinkStatus.FAILED, reason=LinkReason.INVALID_REQUEST)
+            ]
+        else:
+            self._valid_request = request.model_copy(update={"carried": None})
+            self._link.provider = request.provider
+            if request.carried is not None:
+                self._continued = True
+                self._link = request.carried.snapshot.model_copy(deep=True)
+                self._link.attempts.runs += 1
+                self._provider_session = dict(request.carried.provider_session)
+                self._events_sent = request.carried.events_sent
         self._command: Command | None = None
         self._unlink_requested = False
         self._settles = 0
@@ -166,15 +190,37 @@ class AccountLinkWorkflow:
         self._accepted: dict[str, tuple[int, str]] = {}
         self._round = 0
         self._settled_round = 0
+        self._provider_sets_deadline = False
         self._ended = False
 
     # ---------------------------------------------------------------- the run
 
+    @property
+    def _request(self) -> LinkRequest:
+        # Only a link whose start was readable gets past the first lines of `run`.
+        if self._valid_request is None:
+            raise RuntimeError("The link has no readable start request.")
+        return self._valid_request
+
+    @_request.setter
+    def _request(self, request: LinkRequest) -> None:
+        self._valid_request = request
+
     @workflow.run
-    async def run(self, request: LinkRequest) -> LinkSnapshot:
+    async def run(self, inputs: Sequence[RawValue]) -> LinkSnapshot:
+        workflow_type = workflow.info().workflow_type
+        if workflow_type != WORKFLOW_TYPE:
+            raise ApplicationError(
+                f"This worker runs no workflow type {quote(workflow_type)}.",
+                type="UnknownWorkflowType",
+                non_retryable=True,
+            )
         self._publish(search_attributes_changed=True)
+        if self._valid_request is None:
+            self._ended = True
+            return self._snapshot()
         try:
-            if request.carried is None:
+            if not self._continued:
                 state = await self._provider_call(
                     ProviderActivities.provider_login,
                     LoginInput(link_id=self._link.link_id, request=self._request),
@@ -183,7 +229,7 @@ class AccountLinkWorkflow:
                 )
                 self._link.attempts.logins += 1
                 await self._follow(state)
-            if request.carried is not None or workflow.patched(LIVING_LINK_PATCH):
+            if self._continued or workflow.patched(LIVING_LINK_PATCH):
                 await self._live()
         except _LinkEnded as ended:
             self._end(ended.status, ended.reason, ended.message)
@@ -288,8 +334,16 @@ class AccountLinkWorkflow:
         )
 
     def _begin_round(self, challenges: list[Challenge]) -> datetime:
-        """Show a round of challenges; returns its deadline."""
-        deadline = workflow.now() + timedelta(seconds=self._request.options.mfa_timeout_seconds)
+        """Show a round of challenges; returns its deadline.
+
+        The deadline is the link's window, or the provider's own expiry where it states an earlier
+        one: an answer the provider would no longer take is not worth waiting for.
+        """
+        links_deadline = workflow.now() + timedelta(
+            seconds=self._request.options.mfa_timeout_seconds
+        )
+        deadline = min([links_deadline, *(c.deadline for c in challenges if c.deadline)])
+        self._provider_sets_deadline = deadline < links_deadline
         self._round += 1
         self._link.attempts.mfa_rounds += 1
         self._pending = {c.id: c.model_copy(update={"deadline": deadline}) for c in challenges}
@@ -324,20 +378,18 @@ class AccountLinkWorkflow:
         raise _LinkEnded(
             LinkStatus.FAILED,
             LinkReason.MFA_TIMEOUT,
-            "The sign-in was not approved within"
-            f" {self._request.options.mfa_timeout_seconds} seconds.",
+            f"The sign-in was not approved within {self._window_words()}.",
         )
 
     async def _mfa_round(
         self, challenges: list[Challenge]
     ) -> tuple[list[Challenge], list[ChallengeAnswer]]:
         """Show one round of challenges and wait, up to the deadline, for all their answers."""
-        self._begin_round(challenges)
-        timeout = self._request.options.mfa_timeout_seconds
+        deadline = self._begin_round(challenges)
         try:
             await workflow.wait_condition(
                 lambda: self._round_complete() or self._unlink_requested,
-                timeout=timeout,
+                timeout=max(0.0, (deadline - workflow.now()).total_seconds()),
                 timeout_summary=f"MFA round {self._round} deadline",
             )
             if self._unlink_requested:
@@ -348,13 +400,19 @@ class AccountLinkWorkflow:
                 raise _LinkEnded(
                     LinkStatus.FAILED,
                     LinkReason.MFA_TIMEOUT,
-                    f"No answer arrived within {timeout} seconds.",
+                    f"No answer arrived within {self._window_words()}.",
                 ) from None
         round_challenges = list(self._pending.values())
         answers = [self._answers[c.id] for c in round_challenges if c.id in self._answers]
         self._pending = {}
         self._answers = {}
         return round_challenges, answers
+
+    def _window_words(self) -> str:
+        """The round's window in words: the link's, or the provider's when it was shorter."""
+        if self._provider_sets_deadline:
+            return "the time the provider allows"
+        return f"{self._request.options.mfa_timeout_seconds} seconds"
 
     async def _pause(self, seconds: float, summary: str) -> None:
         """A durable timer that an accepted `unlink` cuts short."""
@@ -501,28 +559,41 @@ class AccountLinkWorkflow:
     def snapshot(self) -> LinkSnapshot:
         return self._snapshot()
 
+    # Update handlers take a `RawValue` (with a default, for an update sent with no payload) and
+    # read it themselves; the validator reads the same payload first and refuses what it cannot.
+
     @workflow.update(name="submit_mfa")
-    async def submit_mfa(self, submission: MfaSubmission) -> LinkSnapshot:
-        """Answer pending challenges; returns the next challenge or the result."""
-        answered_round = self._accept(submission)
+    async def submit_mfa(self, submission: RawValue = NO_PAYLOAD) -> LinkSnapshot:
+        """Answer pending challenges (an `MfaSubmission`); returns the next challenge or result."""
+        answered_round = self._accept(read_payload(submission, MfaSubmission, "submit_mfa update"))
         if answered_round == self._round and not self._round_complete():
             return self._snapshot()
         await workflow.wait_condition(lambda: self._settled_round >= answered_round or self._ended)
         return self._snapshot()
 
     @submit_mfa.validator
-    def validate_submit_mfa(self, submission: MfaSubmission) -> None:
-        self._check(submission)
+    def validate_submit_mfa(self, submission: RawValue = NO_PAYLOAD) -> None:
+        self._check(read_payload(submission, MfaSubmission, "submit_mfa update"))
 
-    @workflow.signal(name="answer_mfa")
-    def answer_mfa(self, submission: MfaSubmission) -> None:
-        """The same answer as `submit_mfa`, for clients that can only signal."""
+    @workflow.signal(dynamic=True)
+    def on_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
+        """`answer_mfa`: the same answer as `submit_mfa`, for clients that can only signal.
+
+        Dynamic, so that a signal with no payload, several, or one the SDK cannot decode still
+        reaches the link, which records why it refused it. Other signal names are refused too.
+        """
         try:
+            if name != ANSWER_MFA_SIGNAL:
+                raise MalformedMessage(
+                    f"The link takes no signal named {quote(name)}; answers go by"
+                    f" {ANSWER_MFA_SIGNAL!r}."
+                )
+            submission = read_only_payload(payloads, MfaSubmission, "answer_mfa signal")
             self._check(submission)
         except ValueError as refusal:
-            self._link.last_refusal = str(refusal)
+            self._link.last_refusal = bounded(str(refusal))
             self._link.attempts.answers_refused += 1
-            workflow.logger.warning("Refused a signalled MFA answer: %s", refusal)
+            workflow.logger.warning("Refused a signal: %s", self._link.last_refusal)
             return
         self._link.last_refusal = None
         self._accept(submission)
@@ -537,13 +608,15 @@ class AccountLinkWorkflow:
         self._check_command(Command.REAUTHENTICATE)
 
     @workflow.update(name="update_credentials")
-    async def update_credentials(self, relink: RelinkRequest) -> LinkSnapshot:
-        """Resume the link with the user's new credentials (update mode)."""
-        self._request = self._request.model_copy(update={"credentials": relink.credentials})
+    async def update_credentials(self, relink: RawValue = NO_PAYLOAD) -> LinkSnapshot:
+        """Resume the link with the user's new credentials (a `RelinkRequest`; update mode)."""
+        credentials = read_payload(relink, RelinkRequest, "update_credentials update").credentials
+        self._request = self._request.model_copy(update={"credentials": credentials})
         return await self._run_command(Command.UPDATE_CREDENTIALS)
 
     @update_credentials.validator
-    def validate_update_credentials(self, relink: RelinkRequest) -> None:
+    def validate_update_credentials(self, relink: RawValue = NO_PAYLOAD) -> None:
+        read_payload(relink, RelinkRequest, "update_credentials update")
         self._check_command(Command.UPDATE_CREDENTIALS)
 
     @workflow.update(name="resolve_hold")
@@ -606,7 +679,9 @@ class AccountLinkWorkflow:
         for answer in submission.answers:
             challenge_id = answer.challenge_id
             if challenge_id in seen:
-                raise ValueError(f"Challenge {challenge_id} is answered twice in one submission.")
+                raise ValueError(
+                    f"Challenge {quote(challenge_id)} is answered twice in one submission."
+                )
             seen.add(challenge_id)
             value = answer.value.get_secret_value().strip()
             accepted = self._accepted.get(challenge_id)
@@ -614,7 +689,8 @@ class AccountLinkWorkflow:
                 if accepted[1] == self._digest(challenge_id, value):
                     continue
                 raise ValueError(
-                    f"Challenge {challenge_id} was already answered; its answer cannot be changed."
+                    f"Challenge {quote(challenge_id)} was already answered;"
+                    " its answer cannot be changed."
                 )
             challenge = self._pending.get(challenge_id)
             if challenge is None:
@@ -622,24 +698,23 @@ class AccountLinkWorkflow:
                     raise ValueError(
                         f"No MFA challenge is pending for this link (status {self._link.status})."
                     )
-                raise ValueError(
-                    f"Unknown challenge {challenge_id!r}; pending: {', '.join(self._pending)}."
-                )
+                pending = ", ".join(quote(pending_id) for pending_id in self._pending)
+                raise ValueError(f"Unknown challenge {quote(challenge_id)}; pending: {pending}.")
             if not challenge.kind.needs_answer:
                 raise ValueError(
-                    f"Challenge {challenge_id} is approved on the user's device;"
+                    f"Challenge {quote(challenge_id)} is approved on the user's device;"
                     " it takes no answer."
                 )
             if not value:
-                raise ValueError(f"The answer to challenge {challenge_id} is empty.")
+                raise ValueError(f"The answer to challenge {quote(challenge_id)} is empty.")
             if len(value) > MAX_ANSWER_LENGTH:
                 raise ValueError(
-                    f"The answer to challenge {challenge_id} is longer than"
+                    f"The answer to challenge {quote(challenge_id)} is longer than"
                     f" {MAX_ANSWER_LENGTH} characters."
                 )
             if challenge.kind.has_options and value not in challenge.option_values():
                 raise ValueError(
-                    f"The answer to challenge {challenge_id} is not one of its options:"
+                    f"The answer to challenge {quote(challenge_id)} is not one of its options:"
                     f" {', '.join(challenge.option_values())}."
                 )
 
@@ -730,7 +805,7 @@ class AccountLinkWorkflow:
             id=f"{self._link.link_id}:{self._events_sent}",
             sequence=self._events_sent,
             link_id=self._link.link_id,
-            provider=self._link.provider,
+            provider=self._request.provider,
             status=self._link.status,
             reason=self._link.reason,
             message=self._link.message,
@@ -760,12 +835,10 @@ class AccountLinkWorkflow:
     def _publish(self, *, search_attributes_changed: bool = False) -> None:
         """Keep Temporal Web's view current: search attributes and the Markdown details."""
         if search_attributes_changed:
-            workflow.upsert_search_attributes(
-                [
-                    LINK_STATUS.value_set(self._link.status.value),
-                    LINK_PROVIDER.value_set(self._link.provider.value),
-                ]
-            )
+            updates = [LINK_STATUS.value_set(self._link.status.value)]
+            if self._link.provider is not None:
+                updates.append(LINK_PROVIDER.value_set(self._link.provider.value))
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details_markdown(self._snapshot()))
 
     # ---------------------------------------------------------------- activities
@@ -793,6 +866,17 @@ class AccountLinkWorkflow:
         )
 
 
+def _read_start(inputs: Sequence[RawValue]) -> LinkRequest:
+    """The start's one `LinkRequest`; state carried across runs only from the link itself."""
+    request = read_only_payload(inputs, LinkRequest, "start request")
+    if request.carried is not None and workflow.info().continued_run_id is None:
+        raise MalformedMessage(
+            "The start request carries a previous run's state (`carried`), which only the link"
+            " itself may hand to its next run; leave it out."
+        )
+    return request
+
+
 def _needs_answers(challenges: list[Challenge]) -> bool:
     return any(challenge.kind.needs_answer for challenge in challenges)
 
@@ -815,7 +899,8 @@ def _failure_from(error: ActivityError) -> tuple[LinkReason, str, str | None]:
 
 def _details_markdown(link: LinkSnapshot) -> str:
     lines = [f"**{link.status.value}**" + (f" ({link.reason.value})" if link.reason else "")]
-    lines.append(f"Provider: {link.provider.value}, raw status `{link.provider_status or '-'}`.")
+    provider = link.provider.value if link.provider else "-"
+    lines.append(f"Provider: {provider}, raw status `{link.provider_status or '-'}`.")
     next_step = NEXT_STEP[link.status]
     if link.status is LinkStatus.ACTION_REQUIRED and link.reason in NEXT_STEP_BY_REASON:
         next_step = NEXT_STEP_BY_REASON[link.reason]

@@ -1,0 +1,43 @@
+"""Sentences that refuse a caller's input without repeating it.
+
+A refusal travels far: to the caller, into worker logs, into a link's `last_refusal` and so into its
+history. Whatever the caller sent may be a password, an answer or a megabyte of junk, so refusals
+name the field and the rule that failed, and quote a caller's identifiers only truncated.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+QUOTE_LIMIT = 40
+MAX_REFUSAL_LENGTH = 500
+MAX_ERRORS_DESCRIBED = 5
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`text` in quotes, cut to `limit` characters, with control characters made visible."""
+    shown = text if len(text) <= limit else text[: limit - 1] + "…"
+    return repr(shown)
+
+
+def bounded(sentence: str, limit: int = MAX_REFUSAL_LENGTH) -> str:
+    return sentence if len(sentence) <= limit else sentence[: limit - 1] + "…"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Which fields are wrong and why, in pydantic's words, never with the values sent."""
+    problems: list[str] = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False)[
+        :MAX_ERRORS_DESCRIBED
+    ]:
+        location = ".".join(_location_part(part) for part in detail["loc"]) or "the payload"
+        problems.append(f"{location}: {detail['msg']}")
+    more = error.error_count() - len(problems)
+    if more > 0:
+        problems.append(f"and {more} more")
+    return bounded("; ".join(problems))
+
+
+def _location_part(part: str | int) -> str:
+    # Dict keys a caller chose appear in locations; keep them short.
+    return str(part) if isinstance(part, int) else quote(part, 24).strip("'\"")
