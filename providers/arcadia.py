@@ -4,10 +4,17 @@ Arcadia (utility data) logs into a utility's website through a *credential*. Cre
 job; the credential's high-level `status` and detailed `statusDetail` say where it stands, and when
 the utility asks for multi-factor authentication the client submits a verification method
 (`POST .../mfa`, with `resubmission`) and then the one-time passcode (`POST .../otp`)
-(shared/seeds/000_...). Every call carries a Bearer token from Arcadia's OAuth2 client-credentials
-endpoint and the `Arcadia-Version` header. `STATUS_MEANINGS` below is the one map from Arcadia's
-`statusDetail` words to linkflow's meaning; the README's table is checked against it. The shape of
-`currentJob` and the MFA bodies are the sandbox's assumptions (see sandbox/arcadia.py).
+(Arcadia's "Submit Multi-factor Authentication Method" page, kept in
+tests/fixtures/documents/arcadia_submit_mfa_method.txt). Every call carries a Bearer token from
+Arcadia's OAuth2 client-credentials endpoint and the `Arcadia-Version` header. `STATUS_MEANINGS`
+below is the one map from Arcadia's `statusDetail` words to linkflow's meaning; the README's table
+is checked against it. The shape of `currentJob` and the MFA bodies are the sandbox's assumptions
+(see sandbox/arcadia.py).
+
+Arcadia keeps a request for MFA input open for a limited time, then ends the job in
+MULTI_FACTOR_AUTHENTICATION_TIMEOUT. Each challenge's `deadline` is that expiry, so the link never
+waits longer than Arcadia does; an answer that arrives after it (Arcadia refuses it: nothing is
+waiting) ends the link `MFA_TIMEOUT`, not as a refused request.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,6 +48,7 @@ from providers.base import (
 )
 from providers.http import make_client, raise_for_provider_status, read_json
 from providers.mapping import StatusMeaning, final, transient
+from providers.privacy import provider_word
 
 API_VERSION = "2024-02-21"
 TOKEN_PATH = "/oauth2/token"
@@ -49,6 +57,14 @@ PAGE_SIZE = 100
 MAX_PAGES = 1000
 # A token is renewed this long before Arcadia says it expires (at most a tenth of its life).
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
+# Assumption: how long Arcadia keeps a request for MFA input open. Its reference documents the
+# MULTI_FACTOR_AUTHENTICATION_TIMEOUT status but states no window and no expiry field; ten
+# minutes is the sandbox's window too (sandbox/arcadia.py), and is used only when the request
+# itself carries no `expiresAt`.
+MFA_WINDOW_SECONDS = 600.0
+# Where Arcadia puts the code of a refusal: `{"error": ...}` (RFC 6749 for OAuth errors; an
+# assumption, shared with the sandbox, for the Plug API's own).
+ERROR_CODE_FIELD = ("error",)
 
 CONNECTION_SUCCESS = "CONNECTION_SUCCESS"
 CONNECTION_IN_PROGRESS = "CONNECTION_IN_PROGRESS"
@@ -222,20 +238,35 @@ def method_option(method: dict[str, Any]) -> ChallengeOption:
     return ChallengeOption(value=f"{kind}{METHOD_SEPARATOR}{value}", label=label)
 
 
-def normalize_challenge(mfa: dict[str, Any]) -> Challenge:
+def mfa_deadline(mfa: dict[str, Any], issued_at: datetime | None) -> datetime:
+    """When Arcadia stops waiting for this request's answer.
+
+    Assumption: the request's own `expiresAt` (the sandbox's field) when it has one; otherwise
+    `MFA_WINDOW_SECONDS` after the request was issued, which is the credential's `lastModifiedAt`
+    (a documented field: the job's turn to waiting for input modifies the credential), or after
+    now when even that is missing.
+    """
+    expires_at = _datetime(mfa.get("expiresAt"))
+    if expires_at is not None:
+        return expires_at
+    return (issued_at or datetime.now(UTC)) + timedelta(seconds=MFA_WINDOW_SECONDS)
+
+
+def normalize_challenge(mfa: dict[str, Any], issued_at: datetime | None = None) -> Challenge:
     """Turn the current job's request for input into linkflow's `Challenge` (id = Arcadia's)."""
     mfa_id, mfa_type = mfa.get("id"), mfa.get("type")
     if not isinstance(mfa_id, str) or not mfa_id:
         raise ProviderUnavailable("Arcadia asked for MFA input without an id.")
     kind = CHALLENGE_KINDS.get(mfa_type) if isinstance(mfa_type, str) else None
     if kind is None:
+        word = provider_word(mfa_type)
         raise LinkFailure(
             LinkReason.UNSUPPORTED_MFA,
-            str(mfa_type),
+            word,
             "Your utility asks for a kind of verification linkflow cannot show"
-            f" ({mfa_type!r}). Link this account another way.",
+            f" ({word}). Link this account another way.",
         )
-    deadline = _datetime(mfa.get("expiresAt"))
+    deadline = mfa_deadline(mfa, issued_at)
     if kind is ChallengeKind.DEVICE_CHOICE:
         options = [
             method_option(method)
@@ -279,13 +310,13 @@ def state_from_credential(credential: dict[str, Any], session: dict[str, str]) -
             outcome=Outcome.CHALLENGED,
             raw_status=str(mfa.get("type")),
             session=session,
-            challenges=[normalize_challenge(mfa)],
+            challenges=[normalize_challenge(mfa, _datetime(credential.get("lastModifiedAt")))],
             message="Your utility needs to verify it is you.",
         )
     meaning = STATUS_MEANINGS.get(detail) if isinstance(detail, str) else None
     if meaning is None:
         meaning = _fallback_meaning(status, detail)
-    raw = detail if isinstance(detail, str) else str(status)
+    raw = provider_word(detail if isinstance(detail, str) else status)
     if meaning.failure is not None:
         raise LinkFailure(meaning.failure, raw, meaning.message)
     if meaning.outcome is None:
@@ -308,11 +339,12 @@ def _fallback_meaning(status: object, detail: object) -> StatusMeaning:
     if status == CONNECTION_IN_PROGRESS:
         return IN_PROGRESS
     if status == CONNECTION_FAILURE:
+        detail_word = provider_word(detail) if detail else "no detail given"
         return final(
             LinkReason.PROVIDER_ERROR,
-            f"Arcadia could not connect to your utility ({detail or 'no detail given'}).",
+            f"Arcadia could not connect to your utility ({detail_word}).",
         )
-    return transient(f"Arcadia sent a status linkflow does not know: {status!r}.")
+    return transient(f"Arcadia sent a status linkflow does not know: {provider_word(status)}.")
 
 
 class ArcadiaAdapter(LifecycleByLoggingInAgain):
@@ -364,7 +396,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                     "client_secret": self._client_secret,
                 },
             )
-            raise_for_provider_status(response, "Arcadia")
+            raise_for_provider_status(response, "Arcadia", code_field=ERROR_CODE_FIELD)
             try:
                 body = response.json()
                 token = body["access_token"]
@@ -393,7 +425,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
             # The cached token was revoked or expired early: fetch one new token, try once more.
             token, _ = await self._access_token(stale=token)
             response = await self._send(method, path, token, body, params, idempotency_key)
-        raise_for_provider_status(response, "Arcadia")
+        raise_for_provider_status(response, "Arcadia", code_field=ERROR_CODE_FIELD)
         return read_json(response, "Arcadia")
 
     async def _send(
@@ -499,18 +531,43 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                 raise ProviderRejectedRequest(
                     f"Not sent to Arcadia: it never asks a {challenge.kind.value} challenge.", 400
                 )
-            credential = await self._credential(
-                "POST",
-                f"{self._path(current)}/{path}",
-                body=body,
-                idempotency_key=idempotency_key
-                if len(challenges) == 1
-                else f"{idempotency_key}-{challenge.id}",
-            )
+            try:
+                credential = await self._credential(
+                    "POST",
+                    f"{self._path(current)}/{path}",
+                    body=body,
+                    idempotency_key=idempotency_key
+                    if len(challenges) == 1
+                    else f"{idempotency_key}-{challenge.id}",
+                )
+            except ProviderRejectedRequest as refused:
+                await self._raise_why_nothing_waits(current, refused)
+                raise
             state = state_from_credential(credential, current)
         if state is None:
             raise ProviderRejectedRequest("Not sent to Arcadia: no challenge to answer.", 400)
         return state
+
+    async def _raise_why_nothing_waits(
+        self, session: dict[str, str], refused: ProviderRejectedRequest
+    ) -> None:
+        """After Arcadia refused an answer, raise its final word on the job if it has one.
+
+        An answer after Arcadia's MFA window is refused because nothing waits for it any more;
+        the credential then says MULTI_FACTOR_AUTHENTICATION_TIMEOUT (or another final word),
+        which is what the link must end with. Returns when the job is still alive (a repeated or
+        stale answer), and the refusal stands.
+        """
+        if refused.status_code in (401, 403):
+            return
+        try:
+            credential = await self._credential("GET", self._path(session))
+        except ProviderRejectedRequest:
+            return
+        try:
+            state_from_credential(credential, session)
+        except LinkFailure as failure:
+            raise failure from refused
 
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
         accounts: list[Account] = []
@@ -550,12 +607,14 @@ def _dict(value: object) -> dict[str, Any]:
 
 
 def _datetime(value: object) -> datetime | None:
+    """An Arcadia timestamp; one without a zone is UTC, as all of Arcadia's examples are."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _account(raw: dict[str, Any]) -> Account:

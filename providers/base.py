@@ -77,11 +77,16 @@ class ProviderUnavailable(Exception):
 
 
 class ProviderRejectedRequest(Exception):
-    """The provider refused our request itself (4xx): a bug or a configuration error."""
+    """The provider refused our request itself (4xx): a bug or a configuration error.
 
-    def __init__(self, message: str, status_code: int) -> None:
+    `error_code` is the provider's structured code for the refusal, when its body has one; the
+    message never quotes the body (it travels into Temporal history).
+    """
+
+    def __init__(self, message: str, status_code: int, *, error_code: str | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.error_code = error_code
 
 
 class ProviderAdapter(Protocol):

@@ -3,6 +3,10 @@
 Clients never retry by themselves (Temporal owns retries), always have timeouts, and turn a
 provider's HTTP failure into `ProviderUnavailable` (worth retrying, honouring `Retry-After`) or
 `ProviderRejectedRequest` (our request is wrong; retrying cannot help).
+
+Those errors' messages end up in Temporal history, so they say only the HTTP status, the method,
+the path (which holds provider ids only, see `providers/privacy.py`) and at most the provider's
+structured error code: never the body's free text, which may echo a username or carry a token.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import httpx
 
 from providers.base import ProviderRejectedRequest, ProviderUnavailable
+from providers.privacy import UNREADABLE_WORD, provider_word
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
 TRANSIENT_STATUS_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -90,12 +95,40 @@ def read_object(
     return data
 
 
-def raise_for_provider_status(response: httpx.Response, provider: str) -> None:
-    """Raise the typed error an unsuccessful provider response means; return on success."""
+def error_code(response: httpx.Response, *field: str) -> str | None:
+    """The structured error code at `field` (a path of keys) of an error body, if it has one.
+
+    Only a word is returned (`providers.privacy.provider_word`); a body that is not JSON, a
+    missing field or a sentence in its place give None.
+    """
+    if not field:
+        return None
+    try:
+        value: Any = response.json()
+    except ValueError:
+        return None
+    for name in field:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    word = provider_word(value)
+    return None if word == UNREADABLE_WORD else word
+
+
+def raise_for_provider_status(
+    response: httpx.Response, provider: str, *, code_field: tuple[str, ...] = ()
+) -> None:
+    """Raise the typed error an unsuccessful provider response means; return on success.
+
+    `code_field` names where the provider puts its structured error code (`("error", "code")`
+    for `{"error": {"code": ...}}`); the code, and nothing else of the body, joins the message.
+    """
     if response.is_success:
         return
     request = response.request
     what = f"{provider} answered HTTP {response.status_code} to {request.method} {request.url.path}"
     if response.status_code in TRANSIENT_STATUS_CODES:
-        raise ProviderUnavailable(what, retry_after_seconds(response))
-    raise ProviderRejectedRequest(f"{what}: {response.text[:300]}", response.status_code)
+        raise ProviderUnavailable(f"{what}.", retry_after_seconds(response))
+    code = error_code(response, *code_field)
+    message = f"{what} (error code {code})." if code else f"{what}."
+    raise ProviderRejectedRequest(message, response.status_code, error_code=code)

@@ -2,9 +2,15 @@
 
 MX aggregates bank data through a *member*: one user's login at one institution. Creating a member
 starts a job; its `connection_status` says where the job stands, and when it is CHALLENGED the
-status carries the MFA `challenges`, answered all at once with `PUT .../resume`
-(shared/seeds/002_...). `CONNECTION_STATUSES` below is the one map from MX's status words to
-linkflow's meaning; the README's table is checked against it.
+status carries the MFA `challenges`, answered all at once with `PUT .../resume` (MX's
+"Handling Multifactor Authentication" guide, kept in tests/fixtures/documents/mx_handling_mfa.txt).
+`CONNECTION_STATUSES` below is the one map from MX's status words to linkflow's meaning; the
+README's table is checked against it.
+
+MX states no expiry time for a challenge, but a challenge the user leaves unanswered for longer
+than the bank allows ends the member EXPIRED. An answer that arrives after that is refused (the
+member is no longer CHALLENGED); the adapter then reads the member, so the link ends
+`MFA_TIMEOUT` with a sentence for the user rather than as a refused request.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from providers.base import (
 )
 from providers.http import idempotency_header, make_client, raise_for_provider_status, read_json
 from providers.mapping import StatusMeaning, final, transient
+from providers.privacy import provider_word
 
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 PAGE_SIZE = 100
@@ -140,7 +147,7 @@ def normalize_challenge(raw: dict[str, Any]) -> Challenge:
             LinkReason.UNSUPPORTED_MFA,
             "CHALLENGED",
             "Your bank asks for a kind of verification linkflow cannot show"
-            f" ({raw.get('type')!r}). Link this account another way.",
+            f" ({provider_word(raw.get('type'))}). Link this account another way.",
         )
     label = str(raw.get("label") or "Answer your bank's security question.")
     kind = challenge_type.kind
@@ -174,7 +181,7 @@ def state_from_member(member: dict[str, Any], session: dict[str, str]) -> Provid
     meaning = CONNECTION_STATUSES.get(status) if isinstance(status, str) else None
     if not isinstance(status, str) or meaning is None:
         raise ProviderUnavailable(
-            f"MX sent a connection_status linkflow does not know: {status!r}."
+            f"MX sent a connection_status linkflow does not know: {provider_word(status)}."
         )
     if meaning.failure is not None:
         raise LinkFailure(meaning.failure, status, meaning.message)
@@ -351,21 +358,46 @@ class MxAdapter:
         *,
         idempotency_key: str,
     ) -> ProviderState:
-        resumed, _ = await self._read(
-            "PUT",
-            f"{self._member_path(session)}/resume",
-            "member",
-            body={
-                "member": {
-                    "challenges": [
-                        {"guid": answer.challenge_id, "value": answer.value.get_secret_value()}
-                        for answer in answers
-                    ]
-                }
-            },
-            idempotency_key=idempotency_key,
-        )
+        try:
+            resumed, _ = await self._read(
+                "PUT",
+                f"{self._member_path(session)}/resume",
+                "member",
+                body={
+                    "member": {
+                        "challenges": [
+                            {"guid": answer.challenge_id, "value": answer.value.get_secret_value()}
+                            for answer in answers
+                        ]
+                    }
+                },
+                idempotency_key=idempotency_key,
+            )
+        except ProviderRejectedRequest as refused:
+            await self._raise_why_nothing_waits(session, refused)
+            raise
         return state_from_member(_object(resumed, "member"), session)
+
+    async def _raise_why_nothing_waits(
+        self, session: dict[str, str], refused: ProviderRejectedRequest
+    ) -> None:
+        """After MX refused a resume, raise the member's final word if it has one.
+
+        A resume after the bank stopped waiting is refused because the member is no longer
+        CHALLENGED; its status then says EXPIRED (or another final word), which is what the link
+        must end with. Returns when the member is still alive (a stale or repeated answer), and
+        the refusal stands.
+        """
+        if refused.status_code in (401, 403):
+            return
+        try:
+            status, _ = await self._read("GET", f"{self._member_path(session)}/status", "member")
+        except ProviderRejectedRequest:
+            return
+        try:
+            state_from_member(_object(status, "member"), session)
+        except LinkFailure as failure:
+            raise failure from refused
 
     async def refresh(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
         # Assumption (MX's reference): `POST .../aggregate` starts an aggregation and answers 202

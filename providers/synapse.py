@@ -2,7 +2,8 @@
 
 Synapse links a bank account by logging in to the bank on the user's behalf: linkflow creates a
 Synapse user (`POST /v3.1/users`), gets it an oauth key (`POST /v3.1/oauth/{user_id}`), then posts
-the bank login to `POST /v3.1/users/{user_id}/nodes` (shared/seeds/001_...). That one call answers
+the bank login to `POST /v3.1/users/{user_id}/nodes` (Synapse's "ACH-US MFA" page, kept in
+tests/fixtures/documents/synapse_ach_us_mfa.txt). That one call answers
 only when the bank has: HTTP 200 with the account nodes, or HTTP 202 with one MFA question
 (`error_code` "10", `mfa.access_token`, `mfa.message`, `mfa.type`). Each answer goes to the same
 path as `{"access_token", "mfa_answer"}` and gets the next question or the nodes. There is no job
@@ -12,6 +13,9 @@ Every request carries `X-SP-GATEWAY: client_id|client_secret`, `X-SP-USER: oauth
 and `X-SP-USER-IP`. Synapse's status word is its `error_code`; `STATUS_MEANINGS` maps the codes a
 bank login can end in (the seed shows "0" and "10"; the others come from Synapse's public error
 table and are shared with sandbox/synapse.py, which marks its assumptions).
+
+Synapse states no expiry for an MFA question, so challenges carry no provider deadline. A refusal
+quotes Synapse's `error_code`, never its `error.en` text (it goes into Temporal history).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from providers.base import (
 )
 from providers.http import DEFAULT_TIMEOUT, make_client, raise_for_provider_status
 from providers.mapping import StatusMeaning, final, transient
+from providers.privacy import UNREADABLE_WORD, opaque_id, provider_word
 
 # The seed: "Bank logins can take awhile sometimes. We recommend keeping your timeout window a
 # little over 300sec." Used for the bank-login and MFA-answer calls only.
@@ -134,16 +139,16 @@ def state_from_response(
     http_status: int, body: dict[str, Any], session: dict[str, str]
 ) -> ProviderState:
     """Read Synapse's answer to a bank login or an MFA answer; raise for failures and trouble."""
-    code = body.get("error_code")
-    code = str(code) if isinstance(code, str | int) else None
-    message = _error_message(body)
+    code = _error_code(body)
     if code in REQUEST_ERROR_CODES or (code is None and http_status >= 400):
         raise ProviderRejectedRequest(
-            f"Synapse refused the request (error_code {code}): {message}", http_status
+            f"Synapse refused the request (HTTP {http_status}, error_code {code}).",
+            http_status,
+            error_code=code,
         )
     meaning = ERROR_CODES.get(code) if code is not None else None
     if code is None or meaning is None:
-        raise ProviderUnavailable(f"Synapse sent an error_code linkflow does not know: {code!r}.")
+        raise ProviderUnavailable(f"Synapse sent an error_code linkflow does not know: {code}.")
     if meaning.failure is not None:
         raise LinkFailure(meaning.failure, code, meaning.message)
     if meaning.outcome is None:
@@ -160,7 +165,7 @@ def state_from_response(
                 LinkReason.UNSUPPORTED_MFA,
                 code,
                 "Your bank asks for a kind of verification linkflow cannot show"
-                f" ({mfa_type!r}). Link this account another way.",
+                f" ({provider_word(mfa_type)}). Link this account another way.",
             )
         kept |= {
             "access_token": str(mfa["access_token"]),
@@ -169,7 +174,9 @@ def state_from_response(
             "mfa_message": _text(mfa.get("message")) or meaning.message,
         }
     elif meaning.outcome is Outcome.ACTION_REQUIRED:
-        kept["message"] = message or meaning.message
+        # The bank's notice is meant for the user (it says what to do); it is kept as the
+        # state's message, never put into an error.
+        kept["message"] = _error_message(body) or meaning.message
     return state_from_session(kept)
 
 
@@ -233,7 +240,7 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
         with contextlib.suppress(ValueError):
             data = response.json()
         if not isinstance(data, dict) or response.status_code not in LOGIN_RESULT_HTTP:
-            raise_for_provider_status(response, "Synapse")
+            raise_for_provider_status(response, "Synapse", code_field=("error_code",))
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"Synapse answered {method} {path} without a JSON object.")
         return response.status_code, data
@@ -241,8 +248,11 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
     async def _read(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         status, data = await self._send(method, path, **kwargs)
         if status >= 400:
+            code = _error_code(data)
             raise ProviderRejectedRequest(
-                f"Synapse refused {method} {path}: {_error_message(data)}", status
+                f"Synapse refused {method} {path} (HTTP {status}, error_code {code}).",
+                status,
+                error_code=code,
             )
         return data
 
@@ -250,12 +260,14 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:
         # Assumption: a Synapse user per link, with placeholders where Synapse wants contact
-        # details; linkflow's user_ref is its supp_id.
+        # details (the login email names the link only opaquely); linkflow's user_ref is its
+        # supp_id, which stays in the body, never in a URL.
+        login_name = opaque_id("synapse-login", link_id)
         user = await self._read(
             "POST",
             "/v3.1/users",
             body={
-                "logins": [{"email": f"{link_id}@users.linkflow.invalid"}],
+                "logins": [{"email": f"{login_name}@users.linkflow.invalid"}],
                 "phone_numbers": ["000.000.0000"],
                 "legal_names": ["Linkflow User"],
                 "extra": {"supp_id": request.user_ref, "cip_tag": 1, "is_business": False},
@@ -358,6 +370,13 @@ def account_from_node(node: dict[str, Any]) -> Account:
         balance=_text(balance.get("amount")),
         currency=_text(balance.get("currency")),
     )
+
+
+def _error_code(body: dict[str, Any]) -> str | None:
+    """Synapse's `error_code`, as a word (it is "0", "10", "110", ...)."""
+    code = body.get("error_code")
+    word = provider_word(code)
+    return None if code is None or word == UNREADABLE_WORD else word
 
 
 def _error_message(body: dict[str, Any]) -> str:

@@ -3,9 +3,14 @@
 Teal links a user's payroll login through an *account*: `POST /accounts` starts Teal's job, the
 account's `status` says where it stands, and when the payroll provider asks for MFA the account
 says what it asks (`mfa_method`); the single answer goes to `PUT /accounts/{account_id}/mfa` as
-`{"mfa": "..."}` (shared/seeds/003_...). Every call carries `X-API-KEY`, and
+`{"mfa": "..."}` (Teal's "Submit an MFA response for an account" page, kept in
+tests/fixtures/documents/teal_submit_mfa_response.txt). Every call carries `X-API-KEY`, and
 `x-teal-authorisation-id` when one is configured. Once the account is ACTIVE its payroll
 submissions (`GET /payroll/{user_id}`) give the employments linkflow lists as accounts.
+
+Teal's `user_id` is an id linkflow chooses, and it appears in the payroll URL, so it is an opaque
+id derived from the link's id (`providers.privacy.opaque_id`), never the app's `user_ref`. Teal
+states no expiry for an MFA request, so challenges carry no provider deadline.
 
 Teal's reference shows only the status word PENDING and `mfa_method` `{"type": "Code", "source":
 "AUTHENTICATOR_APP"}`; the other words and fields read here are assumptions shared with
@@ -40,11 +45,14 @@ from providers.base import (
 )
 from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
 from providers.mapping import StatusMeaning, final, transient
+from providers.privacy import opaque_id, provider_word
 
 DEFAULT_PAYROLL_PROVIDER = "quickbooks"
 PAGE_LIMIT = 1000
 # Teal's lists are paged; this bounds a provider that keeps promising more items.
 MAX_PAGES = 1000
+# Assumption (sandbox/teal.py): Teal's error body is `{"error": {"code", "message"}}`.
+ERROR_CODE_FIELD = ("error", "code")
 
 IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your payroll provider.")
 
@@ -117,7 +125,7 @@ def normalize_challenge(account_id: str, method: dict[str, Any]) -> Challenge:
             LinkReason.UNSUPPORTED_MFA,
             "MFA_REQUIRED",
             "Your payroll provider asks for a kind of verification linkflow cannot show"
-            f" ({mfa_type!r}). Link this account another way.",
+            f" ({provider_word(mfa_type)}). Link this account another way.",
         )
     source = method.get("source")
     prompt = _text(method.get("prompt")) or (
@@ -138,7 +146,7 @@ def state_from_account(account: dict[str, Any], session: dict[str, str]) -> Prov
     meaning = ACCOUNT_STATUSES.get(status) if isinstance(status, str) else None
     if not isinstance(status, str) or meaning is None:
         raise ProviderUnavailable(
-            f"Teal sent an account status linkflow does not know: {status!r}."
+            f"Teal sent an account status linkflow does not know: {provider_word(status)}."
         )
     if meaning.failure is not None:
         raise LinkFailure(meaning.failure, status, meaning.message)
@@ -205,7 +213,7 @@ class TealAdapter(LifecycleByLoggingInAgain):
         response = await self._client.request(
             method, path, json=body, params=params, headers=idempotency_header(idempotency_key)
         )
-        raise_for_provider_status(response, "Teal")
+        raise_for_provider_status(response, "Teal", code_field=ERROR_CODE_FIELD)
         return read_object(response, "Teal")
 
     async def _account(self, session: dict[str, str]) -> dict[str, Any]:
@@ -215,9 +223,12 @@ class TealAdapter(LifecycleByLoggingInAgain):
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:
         credentials = request.credentials
+        # Teal's user_id is ours to choose and travels in URLs (`GET /payroll/{user_id}`): one
+        # opaque id per link, the same on every login of the link. Assumption: Teal takes any
+        # string as user_id and needs no user object created first (its reference shows none).
+        user_id = opaque_id("teal-user", link_id)
         body: dict[str, Any] = {
-            # Assumption: linkflow's user_ref serves as Teal's user_id.
-            "user_id": request.user_ref,
+            "user_id": user_id,
             "payroll_provider": request.options.institution_code or self._payroll_provider,
             "user_name": credentials.username,
             "password": credentials.password.get_secret_value(),
@@ -230,7 +241,7 @@ class TealAdapter(LifecycleByLoggingInAgain):
         account_id = account.get("account_id")
         if not isinstance(account_id, str) or not account_id:
             raise ProviderUnavailable("Teal created an account but did not say its id.")
-        return state_from_account(account, {"user_id": request.user_ref, "account_id": account_id})
+        return state_from_account(account, {"user_id": user_id, "account_id": account_id})
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
         return state_from_account(await self._account(session), session)
@@ -288,7 +299,7 @@ class TealAdapter(LifecycleByLoggingInAgain):
     async def revoke(self, session: dict[str, str]) -> None:
         try:
             response = await self._client.delete(f"/accounts/{session['account_id']}")
-            raise_for_provider_status(response, "Teal")
+            raise_for_provider_status(response, "Teal", code_field=ERROR_CODE_FIELD)
         except ProviderRejectedRequest as error:
             if error.status_code != 404:
                 raise

@@ -1,7 +1,8 @@
 """The Unbill bill-pay API adapter.
 
 Unbill links an end user's account at a biller (a *company*) through an *auth*: the user's login
-at that company. The auth's `status.type` says where it stands (shared/seeds/004_...):
+at that company. The auth's `status.type` says where it stands (Unbill's "Auth Object" page, kept
+in tests/fixtures/documents/unbill_auth_object.txt):
 `verified`, `authenticate` (the credentials do not work), `hold` (the user must act on the
 company's website, then `POST /auth/{authId}/fix-hold`) or `mfa-required` with an `mfa` object
 whose `method` is `questions`, `code` or `prompt` and whose `mfa` list holds every question of
@@ -11,6 +12,11 @@ status words to linkflow's meaning; the README's table is checked against it.
 
 The routes past the seed come from Unbill's public reference; `POST /auth`, `GET /auth/{authId}`
 and the `pending` word are assumptions shared with the sandbox (see `sandbox/unbill.py`).
+
+The app's `user_ref` is the client's `identifier`, sent in a body only; URLs carry Unbill's own
+`clientId` and auth ids. Unbill states no expiry for an MFA round, so challenges carry no provider
+deadline, and its error bodies (`{"message": ...}`) have no code: a refusal says only the HTTP
+status, method and path.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from providers.base import (
 )
 from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
 from providers.mapping import StatusMeaning, final
+from providers.privacy import provider_word
 
 # The sandbox's test company (the seed's example, Netflix); a link names another through
 # `LinkOptions.institution_code`.
@@ -111,7 +118,7 @@ def normalize_challenges(auth_id: str, mfa: object) -> list[Challenge]:
             LinkReason.UNSUPPORTED_MFA,
             "mfa-required",
             "Your biller asks for a kind of verification linkflow cannot show"
-            f" ({method!r}). Link this account another way.",
+            f" ({provider_word(method)}). Link this account another way.",
         )
     items = [item for item in mfa.get("mfa") or [] if isinstance(item, dict)]
     challenges = [
@@ -134,7 +141,9 @@ def state_from_auth(auth: dict[str, Any], session: dict[str, str]) -> ProviderSt
     status = _status_word(auth)
     meaning = STATUS_MEANINGS.get(status) if status is not None else None
     if status is None or meaning is None:
-        raise ProviderUnavailable(f"Unbill sent a status.type linkflow does not know: {status!r}.")
+        raise ProviderUnavailable(
+            f"Unbill sent a status.type linkflow does not know: {provider_word(status)}."
+        )
     if status == "authenticate" and session.get(MFA_ANSWERED):
         # Unbill has one word for "this login must be redone": after an answered MFA round it
         # means the answers were refused, not the password.

@@ -2,7 +2,9 @@
 
 uvicorn handles SIGINT and SIGTERM (it finishes in-flight requests, then exits); the default log
 level is `warning` so that a test run or the demo's log stays quiet. The fault flags set the
-initial `FaultPlan` (see `sandbox/faults.py`); `/_sandbox/faults` changes it while running.
+initial `FaultPlan` (see `sandbox/faults.py`); `/_sandbox/faults` changes it while running. The
+MFA window flags shorten how long Arcadia and MX wait for an answer, so that a test sees a
+provider stop waiting within seconds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from sandbox.app import create_app
+from sandbox.arcadia import MFA_EXPIRY_SECONDS
 from sandbox.faults import FaultPlan
 
 
@@ -38,6 +41,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(message) from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
 
 
@@ -71,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="warning",
         choices=["critical", "error", "warning", "info", "debug", "trace"],
+    )
+    windows = parser.add_argument_group(
+        "MFA windows", "how long a provider waits for the answers to its MFA request"
+    )
+    windows.add_argument(
+        "--arcadia-mfa-window-seconds",
+        type=_positive_float,
+        default=MFA_EXPIRY_SECONDS,
+        help="then the job ends MULTI_FACTOR_AUTHENTICATION_TIMEOUT"
+        f" (default {MFA_EXPIRY_SECONDS:g})",
+    )
+    windows.add_argument(
+        "--mx-mfa-window-seconds",
+        type=_positive_float,
+        default=None,
+        help="then the member is EXPIRED (default: the sandbox's banks wait for ever)",
     )
     faults = parser.add_argument_group(
         "faults", "injected into provider routes; the four rates may add up to at most 1"
@@ -135,7 +161,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Fault
 def main(argv: list[str] | None = None) -> None:
     args, plan = parse_args(argv)
     uvicorn.run(
-        create_app(latency_seconds=args.latency_seconds, fault_plan=plan),
+        create_app(
+            latency_seconds=args.latency_seconds,
+            fault_plan=plan,
+            mfa_window_seconds={
+                "arcadia": args.arcadia_mfa_window_seconds,
+                "mx": args.mx_mfa_window_seconds,
+            },
+        ),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

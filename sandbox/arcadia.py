@@ -6,8 +6,9 @@ starts a *job*, and the credential's high-level `status` (CONNECTION_SUCCESS,
 CONNECTION_IN_PROGRESS, CONNECTION_FAILURE) and detailed `statusDetail` say where it stands. When
 the utility asks for multi-factor authentication, the client first submits a verification method
 for the credential's current job (`resubmission` says whether the method is sent again), then the
-one-time passcode (shared/seeds/000_...: "Submit Multi-factor Authentication Method", the
-credential object and every `statusDetail` word; header `Arcadia-Version`, default `2024-02-21`).
+one-time passcode (Arcadia's "Submit Multi-factor Authentication Method" page, kept in
+tests/fixtures/documents/arcadia_submit_mfa_method.txt: the credential object and every
+`statusDetail` word; header `Arcadia-Version`, default `2024-02-21`).
 
 From Arcadia's public reference (docs.arcadia.com): OAuth2 client credentials at
 `POST /oauth2/token` (form fields `grant_type`, `client_id`, `client_secret`, `scope`) and a
@@ -42,7 +43,10 @@ The shared test users (sandbox/users.py), in Arcadia's words:
 
 A wrong passcode (or a method that was not offered) gets a new request for input (a new `mfa.id`);
 the third wrong answer ends the job with MULTI_FACTOR_AUTHENTICATION_FAILURE, and an unanswered
-request expires into MULTI_FACTOR_AUTHENTICATION_TIMEOUT after `MFA_EXPIRY_SECONDS`. Test hook
+request expires into MULTI_FACTOR_AUTHENTICATION_TIMEOUT after the sandbox's MFA window
+(`MFA_EXPIRY_SECONDS` unless `python -m sandbox --arcadia-mfa-window-seconds` says otherwise).
+Assumption: an answer sent after that is refused with 409 `conflict`, as nothing waits for it, and
+the credential then reads MULTI_FACTOR_AUTHENTICATION_TIMEOUT. Test hook
 (Assumption: Arcadia's sandbox offers scenario credentials per provider; this one is ours): the
 username `status:<STATUS_DETAIL>` with password `pass_good` ends its job in that `statusDetail`.
 
@@ -85,7 +89,8 @@ CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
 # Assumption: Arcadia's access tokens live for an hour (its older API documented two hours).
 TOKEN_TTL_SECONDS = 3600
-# Assumption: how long Arcadia waits for an MFA answer before the job times out.
+# Assumption: how long Arcadia waits for an MFA answer before the job times out (its reference
+# names MULTI_FACTOR_AUTHENTICATION_TIMEOUT but states no window).
 MFA_EXPIRY_SECONDS = 600.0
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -208,6 +213,8 @@ class Credential:
     job_status: str = JOB_RUNNING
     mfa: dict[str, Any] | None = None
     mfa_expires_at: float = 0.0
+    # None: a request for input never expires.
+    mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
     chosen_method: dict[str, str] | None = None
     wrong_answers: int = 0
     created_at: datetime = field(default_factory=utc_now)
@@ -234,16 +241,18 @@ class Credential:
             raise AssertionError(step)
 
     def _ask(self, now: float, kind: str, methods: list[dict[str, str]]) -> None:
+        window = self.mfa_window_seconds
+        asked_at = utc_now()
         self.job_status = JOB_WAITING_FOR_INPUT
-        self.mfa_expires_at = now + MFA_EXPIRY_SECONDS
+        self.mfa_expires_at = now + window if window is not None else float("inf")
         self.mfa = {
             "id": f"mfa_{uuid.uuid4().hex}",
             "type": kind,
             "verificationMethods": methods,
             "selectedVerificationMethod": dict(self.chosen_method) if self.chosen_method else None,
-            "expiresAt": iso(utc_now() + timedelta(seconds=MFA_EXPIRY_SECONDS)),
+            "expiresAt": iso(asked_at + timedelta(seconds=window)) if window is not None else None,
         }
-        self.last_modified_at = utc_now()
+        self.last_modified_at = asked_at
 
     def _finish(self, detail: str) -> None:
         self.status = STATUS_OF_DETAIL[detail]
@@ -337,6 +346,8 @@ class ArcadiaSandbox:
 
     latency_seconds: float = 0.3
     clock: Callable[[], float] = time.monotonic
+    # How long a request for MFA input stays open; None: for ever.
+    mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
     tokens: dict[str, float] = field(default_factory=dict)
     credentials: dict[str, Credential] = field(default_factory=dict)
     # Idempotency-Key -> credential id, and how many requests repeated a key already seen.
@@ -450,6 +461,7 @@ class ArcadiaSandbox:
             + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
             next_step=step,
             final_detail=detail,
+            mfa_window_seconds=self.mfa_window_seconds,
         )
         if scenario is Scenario.QUESTION:
             credential.chosen_method = dict(SINGLE_METHOD)
@@ -602,5 +614,7 @@ def _paging(request: Request) -> tuple[int, int]:
     return page, size
 
 
-def create_sandbox(latency_seconds: float) -> ArcadiaSandbox:
-    return ArcadiaSandbox(latency_seconds=latency_seconds)
+def create_sandbox(
+    latency_seconds: float, mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
+) -> ArcadiaSandbox:
+    return ArcadiaSandbox(latency_seconds=latency_seconds, mfa_window_seconds=mfa_window_seconds)

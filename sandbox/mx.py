@@ -2,10 +2,11 @@
 
 linkflow's MX adapter is tested against this module over real HTTP, so it must speak MX's
 contract, not a convenient imitation of it. It follows MX's "Handling Multifactor Authentication"
-guide (shared/seeds/002_...): a member's `connection_status` moves through CREATED, CHALLENGED
-with a `challenges` array (`field_name`, `guid`, `label`, `type`), RESUMED after
-`PUT .../resume` (still `is_being_aggregated`, not yet `is_authenticated`), and CONNECTED, with
-the guide's field names. MX's test bank is institution `mxbank` and its right answer is `correct`.
+guide (kept in tests/fixtures/documents/mx_handling_mfa.txt): a member's `connection_status`
+moves through CREATED, CHALLENGED with a `challenges` array (`field_name`, `guid`, `label`,
+`type`), RESUMED after `PUT .../resume` (still `is_being_aggregated`, not yet
+`is_authenticated`), and CONNECTED, with the guide's field names. MX's test bank is
+institution `mxbank` and its right answer is `correct`.
 
 Details beyond the seed document are assumptions taken from MX's public API reference and are
 marked "Assumption" where they appear: user creation and listing, institution credentials, the
@@ -24,6 +25,12 @@ the next aggregation.
 
 The accounts list is empty until the member is CONNECTED, as MX lists no accounts for a member
 that has not aggregated yet.
+
+A bank takes MFA answers for a limited time, after which MX reports the member EXPIRED; MX states
+no length for it. The sandbox's challenges never expire unless `python -m sandbox
+--mx-mfa-window-seconds N` is given: then a challenge unanswered for N seconds turns the member
+EXPIRED (no longer being aggregated, no challenges). Assumption: a resume sent after that is
+refused with 409, as any resume of a member that is not CHALLENGED is here.
 """
 
 from __future__ import annotations
@@ -169,11 +176,24 @@ class Member:
     wrong_answers: int = 0
     # The bank's MFA token for this member expired: every aggregation asks until it is answered.
     mfa_expired: bool = False
+    # How long the bank waits for the answers to a challenge (None: for ever), and since when.
+    mfa_window_seconds: float | None = None
+    challenged_at: float = 0.0
     # Every Idempotency-Key sent for this member, with how many requests carried it.
     idempotency_keys: dict[str, int] = field(default_factory=dict)
 
     def advance(self, now: float) -> None:
-        """Resolve a job in progress once its latency has passed."""
+        """Resolve a job in progress once its latency has passed; expire an unanswered challenge."""
+        window = self.mfa_window_seconds
+        if (
+            self.connection_status == "CHALLENGED"
+            and window is not None
+            and now >= self.challenged_at + window
+        ):
+            self.challenges, self.asked = [], None
+            self.connection_status = "EXPIRED"
+            self.is_being_aggregated = False
+            return
         waiting = not self.is_being_aggregated or self.connection_status == "CHALLENGED"
         if waiting or now < self.resolves_at:
             return
@@ -182,6 +202,7 @@ class Member:
             self.asked = step
             self.challenges = [step.issue()]
             self.connection_status = "CHALLENGED"
+            self.challenged_at = now
             return
         self.challenges = []
         self.connection_status = step
@@ -270,6 +291,8 @@ class MxSandbox:
 
     latency_seconds: float = 0.3
     clock: Callable[[], float] = time.monotonic
+    # How long a challenge waits for its answers before the member is EXPIRED; None: for ever.
+    mfa_window_seconds: float | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     # Idempotency-Key -> member guid, and how many requests repeated a key already seen.
@@ -380,6 +403,7 @@ class MxSandbox:
             + self.latency_seconds
             + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
             next_step=FIRST_STEPS[scenario],
+            mfa_window_seconds=self.mfa_window_seconds,
         )
         self.members[member.guid] = member
         self._record_idempotency_key(request, member)
@@ -586,5 +610,5 @@ def _pagination(page: int, per_page: int, items: Sequence[Any]) -> dict[str, int
     }
 
 
-def create_sandbox(latency_seconds: float) -> MxSandbox:
-    return MxSandbox(latency_seconds=latency_seconds)
+def create_sandbox(latency_seconds: float, mfa_window_seconds: float | None = None) -> MxSandbox:
+    return MxSandbox(latency_seconds=latency_seconds, mfa_window_seconds=mfa_window_seconds)

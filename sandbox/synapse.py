@@ -1,7 +1,8 @@
 """Synapse's bank-login API (ACH-US nodes) as the sandbox speaks it, under `/synapse`.
 
 linkflow's Synapse adapter is tested against this module over real HTTP, so it speaks Synapse's
-v3.1 contract. The seed document (shared/seeds/001_...) gives the heart of it:
+v3.1 contract. The seed document (Synapse's "ACH-US MFA" page, kept in
+tests/fixtures/documents/synapse_ach_us_mfa.txt) gives the heart of it:
 `POST /v3.1/users/{user_id}/nodes` with `{"access_token", "mfa_answer"}` answers one MFA question;
 HTTP 202 with `{"error_code": "10", "http_code": "202", "mfa": {"access_token", "message",
 "type": "question"}, "success": true}` means another question, HTTP 200 with `{"error_code": "0",

@@ -4,8 +4,13 @@ linkflow's Teal adapter is tested against this module over real HTTP, so it spea
 contract: every request carries `X-API-KEY`, may carry `x-teal-authorisation-id` (a uuid), and an
 *account* (one user's login at one payroll provider) is created with `POST /accounts`, read with
 `GET /accounts/{account_id}` and answered with `PUT /accounts/{account_id}/mfa` `{"mfa": "..."}`
-(shared/seeds/003_...). Every account body has exactly the seed's fields (`account_id`,
-`payroll_provider`, `user_name`, `created_at`, `status`, `mfa_enabled`, `latest_pay_date`).
+(Teal's "Submit an MFA response for an account" page, kept in
+tests/fixtures/documents/teal_submit_mfa_response.txt). Every account body has exactly the seed's
+fields (`account_id`, `payroll_provider`, `user_name`, `created_at`, `status`, `mfa_enabled`,
+`latest_pay_date`).
+
+`user_id` is the client's own id for its user; it appears in `GET /payroll/{user_id}`, so the
+adapter sends an opaque one, never personal data.
 
 Teal's public reference (docs.goteal.co) gives the create, get and list bodies, a `mfa_method`
 object (`{"type": "Code", "source": "AUTHENTICATOR_APP"}`), the payroll submissions of

@@ -1,7 +1,8 @@
 """Unbill's bill-pay API as the sandbox speaks it, under `/unbill`.
 
 linkflow's Unbill adapter is tested against this module over real HTTP, so it speaks Unbill's
-contract. The seed document (shared/seeds/004_...) gives the *auth* object (`_id`,
+contract. The seed document (Unbill's "Auth Object" page, kept in
+tests/fixtures/documents/unbill_auth_object.txt) gives the *auth* object (`_id`,
 `status.type`, `company` with `_id`, `name` and `logo`), its status words `verified`,
 `authenticate`, `hold` (with a `reason` of `userMessage` and `code`, lifted with
 `POST /auth/{authId}/fix-hold`) and `mfa-required` (with `mfa.method` `questions`, `code` or

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,6 +30,7 @@ from linkflow.models import (
 )
 from providers.arcadia import (
     CHALLENGE_KINDS,
+    MFA_WINDOW_SECONDS,
     STATUS_FIELD,
     STATUS_MEANINGS,
     ArcadiaAdapter,
@@ -44,25 +45,32 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from sandbox.arcadia import STATUS_OF_DETAIL, TOKEN_TTL_SECONDS, ArcadiaSandbox
+from sandbox.arcadia import MFA_EXPIRY_SECONDS, STATUS_OF_DETAIL, TOKEN_TTL_SECONDS, ArcadiaSandbox
+from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_06371ee7a5caac3c.txt"
+ARCADIA_PAGE = read_document("arcadia_submit_mfa_method.txt")
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
 PHONE_1, PHONE_2 = "(***) ***-4321", "(***) ***-8765"
+TIMEOUT_MESSAGE = STATUS_MEANINGS["MULTI_FACTOR_AUTHENTICATION_TIMEOUT"].message
 
 
 def seed_status_details() -> list[str]:
-    """The detailed status words, as the seed lists them after the `statusDetail` description."""
-    lines = SEED.read_text().splitlines()
-    start = lines.index(
-        "A detailed status for this credential. See this table for more information."
-    )
-    return lines[start + 2].split()
+    """The detailed status words, as Arcadia's page lists them under `statusDetail`."""
+    return ARCADIA_PAGE.words("statusDetail")
 
 
 @pytest.fixture
 async def adapter(sandbox_url: str) -> AsyncIterator[ArcadiaAdapter]:
     arcadia = ArcadiaAdapter(f"{sandbox_url}/arcadia", CLIENT_ID, CLIENT_SECRET)
+    yield arcadia
+    await arcadia.aclose()
+
+
+@pytest.fixture
+async def short_window(short_mfa_window_sandbox_url: str) -> AsyncIterator[ArcadiaAdapter]:
+    """The adapter against a sandbox whose Arcadia stops waiting for MFA after 1.5 s."""
+    arcadia = ArcadiaAdapter(f"{short_mfa_window_sandbox_url}/arcadia", CLIENT_ID, CLIENT_SECRET)
     yield arcadia
     await arcadia.aclose()
 
@@ -151,7 +159,11 @@ async def test_user_mfa_enters_one_passcode(adapter: ArcadiaAdapter) -> None:
     )
     assert code.id.startswith("mfa_")
     assert code.options == []
+    # Arcadia's own expiry: its window from when it asked.
     assert code.deadline is not None
+    assert code.deadline.tzinfo is not None
+    until_deadline = (code.deadline - datetime.now(UTC)).total_seconds()
+    assert MFA_EXPIRY_SECONDS - 30 < until_deadline <= MFA_EXPIRY_SECONDS
 
     linked = await answer(adapter, challenged, "correct")
     assert linked.outcome is Outcome.LINKED
@@ -223,6 +235,52 @@ async def test_three_wrong_codes_fail_mfa(adapter: ArcadiaAdapter) -> None:
         await answer(adapter, state, "333333")
     assert failure.value.reason is LinkReason.MFA_FAILED
     assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_FAILURE"
+
+
+async def sleep_past(deadline: datetime | None) -> None:
+    assert deadline is not None
+    await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 0.3)
+
+
+async def test_each_challenge_ends_when_arcadias_window_does(short_window: ArcadiaAdapter) -> None:
+    asked_after = datetime.now(UTC)
+    choosing = await settle(short_window, await login(short_window, "user_otp"))
+    [choice] = choosing.challenges
+    assert choice.deadline is not None
+    assert asked_after < choice.deadline
+    assert choice.deadline <= datetime.now(UTC) + timedelta(seconds=SHORT_MFA_WINDOW_SECONDS)
+
+    # Choosing a method asks anew: the code gets a window of its own.
+    coding = await answer(short_window, choosing, f"SMS:{PHONE_1}")
+    [code] = coding.challenges
+    assert code.deadline is not None
+    assert code.deadline > choice.deadline
+
+
+@pytest.mark.parametrize(
+    ("username", "value"),
+    [("user_mfa", "correct"), ("user_otp", f"SMS:{PHONE_1}")],
+    ids=["passcode", "method-choice"],
+)
+async def test_an_answer_after_arcadias_window_ends_the_link_mfa_timeout(
+    short_window: ArcadiaAdapter, username: str, value: str
+) -> None:
+    challenged = await settle(short_window, await login(short_window, username))
+    [challenge] = challenged.challenges
+    await sleep_past(challenge.deadline)
+    with pytest.raises(LinkFailure) as failure:
+        await short_window.answer(
+            challenged.session,
+            challenged.challenges,
+            [ChallengeAnswer(challenge_id=challenge.id, value=value)],
+            idempotency_key=new_key(),
+        )
+    assert failure.value.reason is LinkReason.MFA_TIMEOUT
+    assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_TIMEOUT"
+    assert failure.value.message == TIMEOUT_MESSAGE
+    # Arcadia refused the answer itself; the link learns why from the credential.
+    assert isinstance(failure.value.__cause__, ProviderRejectedRequest)
+    assert failure.value.__cause__.status_code == 409
 
 
 async def test_answering_when_nothing_is_asked_is_refused(adapter: ArcadiaAdapter) -> None:
@@ -487,6 +545,28 @@ async def test_an_unanswered_request_times_out(
     assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_TIMEOUT"
 
 
+async def test_an_answer_a_moment_too_late_is_mfa_timeout_not_a_refusal(
+    in_process: tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock],
+) -> None:
+    _, adapter, clock = in_process
+    state = await adapter.login("link-1", link_request("user_mfa"), idempotency_key="login-1")
+    clock.now += 1
+    challenged = await adapter.poll(state.session)
+    [code] = challenged.challenges
+    clock.now += MFA_EXPIRY_SECONDS
+    with pytest.raises(LinkFailure) as failure:
+        await adapter.answer(
+            challenged.session,
+            challenged.challenges,
+            [ChallengeAnswer(challenge_id=code.id, value="correct")],
+            idempotency_key="answer-1",
+        )
+    assert (failure.value.reason, failure.value.message) == (
+        LinkReason.MFA_TIMEOUT,
+        TIMEOUT_MESSAGE,
+    )
+
+
 # ---------------------------------------------------------------------- unit: the status table
 
 
@@ -621,8 +701,27 @@ def test_a_job_waiting_for_input_is_challenged_whatever_the_statuses() -> None:
     assert [(o.value, o.label) for o in choice.options] == [
         ("CALL:(***) ***-1111", "Phone call to (***) ***-1111")
     ]
-    assert choice.deadline is not None
-    assert choice.deadline.year == 2030
+    assert choice.deadline == datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def test_without_an_expiry_the_deadline_is_the_assumed_window_from_the_request() -> None:
+    mfa = {"id": "mfa_1", "type": "ONE_TIME_PASSCODE", "verificationMethods": []}
+    asked = waiting(mfa) | {"lastModifiedAt": "2030-01-01T00:00:00.000Z"}
+    [code] = state_from_credential(asked, {}).challenges
+    assert code.deadline == datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=MFA_WINDOW_SECONDS)
+    # A timestamp without a zone is Arcadia's UTC; the deadline is always zone-aware.
+    naive = waiting(mfa | {"expiresAt": "2030-01-01T00:10:00"})
+    [code] = state_from_credential(naive, {}).challenges
+    assert code.deadline == datetime(2030, 1, 1, 0, 10, tzinfo=UTC)
+
+
+def test_without_any_time_the_window_runs_from_now() -> None:
+    before = datetime.now(UTC)
+    mfa = {"id": "mfa_1", "type": "ONE_TIME_PASSCODE", "verificationMethods": []}
+    [code] = state_from_credential(waiting(mfa), {}).challenges
+    assert code.deadline is not None
+    assert before + timedelta(seconds=MFA_WINDOW_SECONDS) <= code.deadline
+    assert code.deadline <= datetime.now(UTC) + timedelta(seconds=MFA_WINDOW_SECONDS)
 
 
 def test_an_mfa_kind_linkflow_cannot_show_is_unsupported() -> None:
@@ -630,6 +729,19 @@ def test_an_mfa_kind_linkflow_cannot_show_is_unsupported() -> None:
         state_from_credential(waiting({"id": "mfa_1", "type": "SECURITY_KEY"}), {})
     assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
     assert failure.value.raw_status == "SECURITY_KEY"
+
+
+def test_free_text_where_a_word_belongs_never_reaches_a_message() -> None:
+    with pytest.raises(LinkFailure) as failure:
+        state_from_credential(waiting({"id": "mfa_1", "type": "Dear Jane, call us"}), {})
+    assert "Jane" not in failure.value.message
+    assert failure.value.raw_status == "?"
+    with pytest.raises(LinkFailure) as failed:
+        state_from_credential(credential("CONNECTION_FAILURE", "jane.doe@example.com locked"), {})
+    assert "jane" not in failed.value.message
+    with pytest.raises(ProviderUnavailable) as unknown:
+        state_from_credential(credential("Hello jane.doe", None), {})
+    assert "jane" not in str(unknown.value)
 
 
 def test_a_method_choice_without_methods_is_transient() -> None:

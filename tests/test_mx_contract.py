@@ -28,12 +28,21 @@ from providers.base import (
     ProviderRejectedRequest,
     ProviderState,
 )
-from providers.mx import MxAdapter
+from providers.mx import CONNECTION_STATUSES, MxAdapter
+from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS
 
 
 @pytest.fixture
 async def adapter(sandbox_url: str) -> AsyncIterator[MxAdapter]:
     mx = MxAdapter(f"{sandbox_url}/mx", "sandbox-client-id", "sandbox-api-key")
+    yield mx
+    await mx.aclose()
+
+
+@pytest.fixture
+async def short_window(short_mfa_window_sandbox_url: str) -> AsyncIterator[MxAdapter]:
+    """The adapter against a sandbox whose banks stop waiting for MFA answers after 1.5 s."""
+    mx = MxAdapter(f"{short_mfa_window_sandbox_url}/mx", "sandbox-client-id", "sandbox-api-key")
     yield mx
     await mx.aclose()
 
@@ -124,6 +133,8 @@ async def test_user_mfa_answers_one_text_question(adapter: MxAdapter) -> None:
     assert challenge.prompt == "What city were you born in?"
     assert challenge.id.startswith("CRD-")
     assert challenge.options == []
+    # MX states no expiry for a challenge: only the link's own window applies.
+    assert challenge.deadline is None
 
     linked = await answer(adapter, challenged, "correct")
     assert linked.outcome is Outcome.LINKED
@@ -148,6 +159,45 @@ async def test_user_otp_chooses_a_phone_then_enters_the_code(adapter: MxAdapter)
 
     linked = await answer(adapter, coding, "correct")
     assert linked.outcome is Outcome.LINKED
+
+
+async def test_an_answer_after_the_bank_stopped_waiting_ends_the_link_mfa_timeout(
+    short_window: MxAdapter,
+) -> None:
+    challenged = await settle(short_window, await login(short_window, "user_mfa"))
+    await asyncio.sleep(SHORT_MFA_WINDOW_SECONDS + 0.3)
+    answers = [ChallengeAnswer(challenge_id=challenged.challenges[0].id, value="correct")]
+    with pytest.raises(LinkFailure) as failure:
+        await short_window.answer(
+            challenged.session, challenged.challenges, answers, idempotency_key=new_key()
+        )
+    assert failure.value.reason is LinkReason.MFA_TIMEOUT
+    assert failure.value.raw_status == "EXPIRED"
+    assert failure.value.message == CONNECTION_STATUSES["EXPIRED"].message
+    # MX refused the resume itself; the link learns why from the member's status.
+    assert isinstance(failure.value.__cause__, ProviderRejectedRequest)
+    assert failure.value.__cause__.status_code == 409
+
+
+async def test_an_expired_challenge_ends_the_link_on_the_next_read(short_window: MxAdapter) -> None:
+    challenged = await settle(short_window, await login(short_window, "user_otp"))
+    await asyncio.sleep(SHORT_MFA_WINDOW_SECONDS + 0.3)
+    with pytest.raises(LinkFailure) as failure:
+        await short_window.poll(challenged.session)
+    assert (failure.value.reason, failure.value.raw_status) == (LinkReason.MFA_TIMEOUT, "EXPIRED")
+
+
+async def test_a_stale_answer_while_the_member_lives_stays_a_refusal(adapter: MxAdapter) -> None:
+    challenged = await settle(adapter, await login(adapter, "user_mfa"))
+    answers = [ChallengeAnswer(challenge_id=challenged.challenges[0].id, value="correct")]
+    await adapter.answer(
+        challenged.session, challenged.challenges, answers, idempotency_key=new_key()
+    )
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        await adapter.answer(
+            challenged.session, challenged.challenges, answers, idempotency_key=new_key()
+        )
+    assert refused.value.status_code == 409
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
 """The Arcadia sandbox's raw HTTP answers, field by field against Arcadia's Plug API page.
 
-The seed (shared/seeds/000_...) is Arcadia's "Submit Multi-factor Authentication Method" reference
-page as text: it names the credential's statuses and documents each field by its description,
-not by a JSON example. These tests read the status words from the seed itself and check the
+The seed (its passages kept in tests/fixtures/documents/arcadia_submit_mfa_method.txt) is Arcadia's
+"Submit Multi-factor Authentication Method" reference page as text: it names the credential's
+statuses and documents each field by its description, not by a JSON example. These tests read the
+status words from that document and check the
 sandbox's field names, types and refusals against it; the adapter's contract tests only prove that
 the adapter and the sandbox agree.
 """
@@ -13,7 +14,6 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +25,11 @@ from sandbox.arcadia import (
     STATUS_OF_DETAIL,
     TOKEN_TTL_SECONDS,
     ArcadiaSandbox,
+    create_sandbox,
 )
+from tests.fixtures.documents import read_document
 
-SEED_TEXT = (
-    Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_06371ee7a5caac3c.txt"
-).read_text()
+ARCADIA_PAGE = read_document("arcadia_submit_mfa_method.txt")
 CLIENT = {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}
 VERSION = {"Arcadia-Version": "2024-02-21"}
 PHONE_1, PHONE_2 = "(***) ***-4321", "(***) ***-8765"
@@ -67,17 +67,8 @@ SEED_PROVIDER_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 
 
-def seed_words(after: str) -> list[str]:
-    lines = SEED_TEXT.splitlines()
-    return lines[lines.index(after) + 2].split()
-
-
-SEED_STATUSES = seed_words(
-    "A high-level status for this credential. See this table for more information."
-)
-SEED_DETAILS = seed_words(
-    "A detailed status for this credential. See this table for more information."
-)
+SEED_STATUSES = ARCADIA_PAGE.words("status")
+SEED_DETAILS = ARCADIA_PAGE.words("statusDetail")
 
 
 async def token(client: httpx.AsyncClient) -> str:
@@ -134,9 +125,12 @@ def test_the_seed_lists_what_the_sandbox_speaks() -> None:
     assert SEED_STATUSES == ["CONNECTION_SUCCESS", "CONNECTION_IN_PROGRESS", "CONNECTION_FAILURE"]
     assert set(STATUS_OF_DETAIL) == set(SEED_DETAILS)
     assert set(STATUS_OF_DETAIL.values()) == set(SEED_STATUSES)
-    assert "Arcadia-Version" in SEED_TEXT
-    assert "Defaults to 2024-02-21" in SEED_TEXT
-    assert "Indicates whether the verification method is used for resubmission." in SEED_TEXT
+    assert "The Arcadia-Version for the request" in ARCADIA_PAGE["headers"]
+    assert "Defaults to 2024-02-21" in ARCADIA_PAGE["headers"]
+    assert (
+        "Indicates whether the verification method is used for resubmission."
+        in ARCADIA_PAGE["body params"]
+    )
 
 
 # ---------------------------------------------------------------------- OAuth2 and headers
@@ -565,3 +559,54 @@ async def test_latency_expiry_and_idempotency_keys_in_process() -> None:
         # Tokens expire after `expires_in`.
         clock.now += TOKEN_TTL_SECONDS
         assert (await arcadia.get(path)).status_code == 401
+
+
+async def test_the_mfa_window_can_be_shortened_and_a_late_answer_is_refused() -> None:
+    clock = FakeClock()
+    sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=5)
+    sandbox.clock = clock
+    app = Starlette(routes=[sandbox.mount()])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/arcadia", headers=VERSION
+    ) as arcadia:
+        arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
+        created = (await new_credential(arcadia, "user_mfa"))["id"]
+        path = f"/plug/credentials/{created}"
+        clock.now += 1
+        waiting = (await arcadia.get(path)).json()
+        asked_at = datetime.fromisoformat(waiting["lastModifiedAt"].replace("Z", "+00:00"))
+        expires_at = datetime.fromisoformat(
+            waiting["currentJob"]["mfa"]["expiresAt"].replace("Z", "+00:00")
+        )
+        assert (expires_at - asked_at).total_seconds() == 5
+
+        clock.now += 5
+        body = {"jobId": waiting["currentJob"]["id"], "oneTimePasscode": "correct"}
+        late = await arcadia.post(f"{path}/otp", json=body)
+        assert late.status_code == 409
+        assert late.json()["error"] == "conflict"
+        ended = (await arcadia.get(path)).json()
+        assert ended["statusDetail"] == "MULTI_FACTOR_AUTHENTICATION_TIMEOUT"
+        assert ended["currentJob"] == {
+            "id": waiting["currentJob"]["id"],
+            "status": "FAILED",
+            "mfa": None,
+        }
+
+
+async def test_a_window_of_none_never_expires() -> None:
+    clock = FakeClock()
+    sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=None)
+    sandbox.clock = clock
+    app = Starlette(routes=[sandbox.mount()])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/arcadia", headers=VERSION
+    ) as arcadia:
+        arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
+        path = f"/plug/credentials/{(await new_credential(arcadia, 'user_mfa'))['id']}"
+        clock.now += 1
+        assert (await arcadia.get(path)).json()["currentJob"]["mfa"]["expiresAt"] is None
+        clock.now += 10 * MFA_EXPIRY_SECONDS
+        # The token has long expired by now; a fresh one reads a job still waiting.
+        arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
+        assert (await arcadia.get(path)).json()["currentJob"]["status"] == "WAITING_FOR_INPUT"

@@ -1,7 +1,8 @@
-"""The MX sandbox's raw HTTP answers, field by field against MX's MFA guide (shared/seeds/002_...).
+"""The MX sandbox's raw HTTP answers, field by field against MX's MFA guide.
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
-the sandbox says what MX's documentation says, so that agreement means something.
+the sandbox says what MX's documentation says, so that agreement means something. The guide's
+examples are read from tests/fixtures/documents/mx_handling_mfa.txt.
 """
 
 from __future__ import annotations
@@ -15,19 +16,14 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox
+from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox, create_sandbox
+from tests.fixtures.documents import read_document
 
-# The member fields of the seed's CHALLENGED status example, exactly.
-SEED_STATUS_FIELDS = {
-    "aggregated_at",
-    "challenges",
-    "connection_status",
-    "guid",
-    "is_authenticated",
-    "is_being_aggregated",
-    "successfully_aggregated_at",
-}
-SEED_CHALLENGE_FIELDS = {"field_name", "guid", "label", "type"}
+MX_GUIDE = read_document("mx_handling_mfa.txt")
+SEED_MEMBER: dict[str, Any] = MX_GUIDE.json("challenged status example")["member"]
+# The member fields of the guide's CHALLENGED status example, exactly.
+SEED_STATUS_FIELDS = set(SEED_MEMBER)
+SEED_CHALLENGE_FIELDS = set(SEED_MEMBER["challenges"][0])
 AUTH = ("sandbox-client-id", "sandbox-api-key")
 USERNAME_GUID, PASSWORD_GUID = (str(field["guid"]) for field in CREDENTIAL_FIELDS)
 
@@ -438,3 +434,59 @@ async def test_latency_and_idempotency_keys_in_process() -> None:
     assert sandbox.members[member].idempotency_keys == {"login-1": 1, "answer-1": 2}
     assert sandbox.idempotency_keys == {"login-1": member, "answer-1": member}
     assert sandbox.duplicate_requests == 1
+
+
+@pytest.mark.parametrize("window", [None, 30.0], ids=["default", "30s"])
+async def test_an_unanswered_challenge_expires_only_when_a_window_is_set(
+    window: float | None,
+) -> None:
+    clock = FakeClock()
+    sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=window)
+    sandbox.clock = clock
+    app = Starlette(routes=[sandbox.mount()])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://sandbox/mx",
+        auth=AUTH,
+        headers={"Accept": MX_ACCEPT},
+    ) as mx:
+        user, member = await new_member(mx, "user_mfa")
+        status_path = f"/users/{user}/members/{member}/status"
+        clock.now += 1
+        guid = (await mx.get(status_path)).json()["member"]["challenges"][0]["guid"]
+        clock.now += 29.9
+        assert (await mx.get(status_path)).json()["member"]["connection_status"] == "CHALLENGED"
+        clock.now += 0.2
+        status = (await mx.get(status_path)).json()["member"]
+        late = await resume(mx, user, member, [{"guid": guid, "value": "correct"}])
+
+    if window is None:
+        assert status["connection_status"] == "CHALLENGED"
+        assert late.status_code == 202
+        return
+    assert status == {
+        "aggregated_at": None,
+        "connection_status": "EXPIRED",
+        "guid": member,
+        "is_authenticated": False,
+        "is_being_aggregated": False,
+        "successfully_aggregated_at": None,
+    }
+    assert late.status_code == 409
+    assert "EXPIRED" in late.json()["error"]["message"]
+
+
+def test_the_guide_is_what_the_sandbox_follows() -> None:
+    assert SEED_MEMBER["connection_status"] == "CHALLENGED"
+    assert {
+        "aggregated_at",
+        "challenges",
+        "connection_status",
+        "guid",
+        "is_authenticated",
+        "is_being_aggregated",
+        "successfully_aggregated_at",
+    } == SEED_STATUS_FIELDS
+    assert {"field_name", "guid", "label", "type"} == SEED_CHALLENGE_FIELDS
+    assert "/resume" in MX_GUIDE["resume request"]
+    assert "use correct as the value" in MX_GUIDE["test answer"]

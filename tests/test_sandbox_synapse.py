@@ -1,9 +1,10 @@
-"""The Synapse sandbox's raw HTTP answers, field by field against its ACH-US MFA page (seed 001).
+"""The Synapse sandbox's raw HTTP answers, field by field against its ACH-US MFA page.
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
 the sandbox says what Synapse's documentation says: the 200 node list and the 202 `mfa` body with
 the seed's exact fields and types, the `{"access_token", "mfa_answer"}` request, and Synapse's
-headers (`X-SP-GATEWAY`, `X-SP-USER`, `X-SP-USER-IP`) with its error shape.
+headers (`X-SP-GATEWAY`, `X-SP-USER`, `X-SP-USER-IP`) with its error shape. The page's examples are
+read from tests/fixtures/documents/synapse_ach_us_mfa.txt.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,16 +20,15 @@ import pytest
 from starlette.applications import Starlette
 
 from sandbox.synapse import SynapseSandbox
+from tests.fixtures.documents import read_document
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_794ccd9868265c79.txt"
-SEED_PAGE: dict[str, Any] = json.JSONDecoder().raw_decode(SEED.read_text())[0]
-_CODES = SEED_PAGE["api"]["results"]["codes"]
+SYNAPSE_PAGE = read_document("synapse_ach_us_mfa.txt")
 # The seed's 200 example elides further nodes as `{ ... }, ...`; without them it is JSON.
 SEED_LINKED: dict[str, Any] = json.loads(
-    re.sub(r",\s*\{\s*\.\.\.\s*\},\s*\.\.\.", "", _CODES[0]["code"])
+    re.sub(r",\s*\{\s*\.\.\.\s*\},\s*\.\.\.", "", SYNAPSE_PAGE["response 200"])
 )
-SEED_MFA: dict[str, Any] = json.loads(_CODES[1]["code"])
-SEED_REQUEST: str = SEED_PAGE["api"]["examples"]["codes"][0]["code"]
+SEED_MFA: dict[str, Any] = SYNAPSE_PAGE.json("response 202")
+SEED_REQUEST: str = SYNAPSE_PAGE["request example"]
 SEED_ANSWER_BODY: dict[str, Any] = json.loads(SEED_REQUEST.split("\n\n", 1)[1])
 SEED_NODE: dict[str, Any] = SEED_LINKED["nodes"][0]
 
@@ -127,8 +126,8 @@ def assert_like_the_seed_mfa(response: httpx.Response) -> dict[str, Any]:
 
 
 def test_the_seed_parses() -> None:
-    assert SEED_PAGE["api"]["url"] == "/v3.1/users/:user_id/nodes"
-    assert SEED_PAGE["api"]["method"] == "post"
+    assert SYNAPSE_PAGE["url"] == "/v3.1/users/:user_id/nodes"
+    assert SYNAPSE_PAGE["method"] == "post"
     assert set(SEED_LINKED) == {
         "error_code",
         "http_code",

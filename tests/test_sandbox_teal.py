@@ -1,8 +1,9 @@
-"""The Teal sandbox's raw HTTP answers, field by field against Teal's MFA page (seed 003).
+"""The Teal sandbox's raw HTTP answers, field by field against Teal's MFA page.
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
 the sandbox says what Teal's documentation says: the account object's exact fields and types, the
-`{"mfa": ...}` body, `X-API-KEY` on every request and `x-teal-authorisation-id` as a uuid.
+`{"mfa": ...}` body, `X-API-KEY` on every request and `x-teal-authorisation-id` as a uuid. The
+page's examples are read from tests/fixtures/documents/teal_submit_mfa_response.txt.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,16 +21,14 @@ import pytest
 from starlette.applications import Starlette
 
 from sandbox.teal import TealSandbox
+from tests.fixtures.documents import read_document
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "003_8862711056c7bbb6.txt"
-SEED_TEXT = SEED.read_text()
+TEAL_PAGE = read_document("teal_submit_mfa_response.txt")
 # The seed's example response: the account object after an MFA answer.
-SEED_ACCOUNT: dict[str, Any] = json.loads(
-    re.search(r'^\{\s*"account_id".*?^\}', SEED_TEXT, re.MULTILINE | re.DOTALL)[0]  # type: ignore[index]
-)
+SEED_ACCOUNT: dict[str, Any] = TEAL_PAGE.json("response")
 # The seed's example request body, from the curl command's --data.
 SEED_MFA_BODY: dict[str, Any] = json.loads(
-    re.search(r"--data '\s*(\{.*?\})\s*'", SEED_TEXT, re.DOTALL)[1]  # type: ignore[index]
+    re.search(r"--data '\s*(\{.*?\})\s*'", TEAL_PAGE["request"], re.DOTALL)[1]  # type: ignore[index]
 )
 HEADERS = {"X-API-KEY": "sandbox-api-key"}
 TEAL_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -1,17 +1,15 @@
 """The Unbill sandbox's raw HTTP answers, field by field against Unbill's auth document.
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
-the sandbox says what Unbill's documentation (shared/seeds/004_...) says, so that agreement means
-something. The seed's JSON examples are parsed from the seed file itself.
+the sandbox says what Unbill's documentation says, so that agreement means something. The page's
+JSON examples are read from tests/fixtures/documents/unbill_auth_object.txt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,36 +17,22 @@ import pytest
 from starlette.applications import Starlette
 
 from sandbox.unbill import PROMPT_APPROVAL_PERIODS, UnbillSandbox
+from tests.fixtures.documents import read_document
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "004_5066bec6b7563b8e.txt"
+UNBILL_PAGE = read_document("unbill_auth_object.txt")
 HEADERS = {"Authorization": "Bearer sandbox-api-key"}
 COMPANY_ID = "579b695decea110719b1874d"
 
 
-def seed_examples() -> list[dict[str, Any]]:
-    """Every JSON example of the seed, in order (each follows a line that says `json`)."""
-    text = SEED.read_text()
-    decoder = json.JSONDecoder()
-    examples = []
-    marker = "json\n"
-    at = text.find(marker)
-    while at != -1:
-        example, end = decoder.raw_decode(text, at + len(marker))
-        examples.append(example)
-        at = text.find(marker, end)
-    return examples
-
-
 @pytest.fixture(scope="module")
 def seed() -> dict[str, dict[str, Any]]:
-    """The seed's examples by what they show: the auth object and each status response."""
-    auth_object, verified, authenticate, hold, mfa = seed_examples()
+    """The page's examples by what they show: the auth object and each status response."""
     return {
-        "auth": auth_object,
-        "verified": verified,
-        "authenticate": authenticate,
-        "hold": hold,
-        "mfa-required": mfa,
+        "auth": UNBILL_PAGE.json("auth object"),
+        "verified": UNBILL_PAGE.json("verified response"),
+        "authenticate": UNBILL_PAGE.json("authenticate response"),
+        "hold": UNBILL_PAGE.json("hold response"),
+        "mfa-required": UNBILL_PAGE.json("mfa-required response"),
     }
 
 

@@ -303,6 +303,10 @@ async def test_an_unknown_oauth_key_is_a_rejected_request(adapter: SynapseAdapte
     with pytest.raises(ProviderRejectedRequest) as refused:
         await adapter.fetch_accounts(linked.session | {"oauth_key": "oauth_nope"})
     assert refused.value.status_code == 401
+    # Synapse's code is kept; its sentence ("Error in oauth_key. ...") is not.
+    assert refused.value.error_code == "110"
+    assert "(error code 110)" in str(refused.value)
+    assert "oauth_key" not in str(refused.value)
 
 
 async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
@@ -420,6 +424,14 @@ def test_request_errors_are_rejected_requests(code: str | None) -> None:
     body = response(code) if code else {"error": {"en": "?"}}
     with pytest.raises(ProviderRejectedRequest):
         state_from_response(400, body, SESSION)
+
+
+def test_a_refusal_names_synapses_code_and_never_its_text() -> None:
+    body = {"error": {"en": "Bank login for jane.doe failed"}, "error_code": "200"}
+    with pytest.raises(ProviderRejectedRequest) as refused:
+        state_from_response(400, body, SESSION)
+    assert str(refused.value) == "Synapse refused the request (HTTP 400, error_code 200)."
+    assert refused.value.error_code == "200"
 
 
 def test_unknown_code_is_transient() -> None:

@@ -125,6 +125,19 @@ async def test_user_good_links_with_its_employments(adapter: TealAdapter) -> Non
     assert [a.id for a in await adapter.fetch_accounts(linked.session)] == [a.id for a in accounts]
 
 
+async def test_teals_user_id_is_opaque_and_the_same_on_every_login_of_a_link(
+    adapter: TealAdapter,
+) -> None:
+    request = link_request("user_good")
+    first = await adapter.login("link-42", request, idempotency_key=new_key())
+    again = await adapter.login("link-42", request, idempotency_key=new_key())
+    other = await adapter.login("link-43", request, idempotency_key=new_key())
+    user_id = first.session["user_id"]
+    assert user_id == again.session["user_id"] != other.session["user_id"]
+    assert request.user_ref not in user_id
+    uuid.UUID(user_id)
+
+
 async def test_user_mfa_answers_password_characters(adapter: TealAdapter) -> None:
     challenged = await settle(adapter, await login(adapter, "user_mfa"))
     assert challenged.outcome is Outcome.CHALLENGED
@@ -264,6 +277,9 @@ async def test_missing_api_key_is_a_rejected_request(sandbox_url: str) -> None:
     finally:
         await adapter.aclose()
     assert refused.value.status_code == 401
+    # Teal's code is kept; its sentence ("Send your API key ...") is not.
+    assert refused.value.error_code == "UNAUTHORISED"
+    assert "API key" not in str(refused.value)
 
 
 async def test_authorisation_id_is_sent_when_configured(sandbox_url: str) -> None:
