@@ -1,4 +1,5 @@
-# One image for linkflow's processes: the worker (default) and the provider sandbox.
+# One image for linkflow's processes: the worker (default), the codec server / API (`python -m api`)
+# and the provider sandbox.
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -8,6 +9,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY providers ./providers
 COPY sandbox ./sandbox
+COPY api ./api
 COPY worker.py starter.py ./
 RUN pip install --no-cache-dir .
 USER nobody

@@ -19,9 +19,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.provider import ProviderActivities
 from activities.webhooks import WebhookActivities
-from linkflow.config import DEV_WEBHOOK_SECRET, ProviderSettings, TemporalSettings, WebhookSettings
+from linkflow.config import ProviderSettings, TemporalSettings
 from linkflow.process import exit_now
 from linkflow.temporal import connect, ensure_search_attributes
+from linkflow.webhook_policy import WebhookPolicy
+from linkflow.webhooks import WebhookSigning
 from providers.registry import build_adapters
 from workflows.account_link import AccountLinkWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -32,9 +34,11 @@ logger = logging.getLogger("linkflow.worker")
 class LinkActivities:
     """Every activity a linkflow worker runs, with the HTTP clients behind them."""
 
-    def __init__(self, providers: ProviderSettings, webhooks: WebhookSettings) -> None:
+    def __init__(
+        self, providers: ProviderSettings, signing: WebhookSigning, policy: WebhookPolicy
+    ) -> None:
         self.providers = ProviderActivities(build_adapters(providers))
-        self.webhooks = WebhookActivities(webhooks)
+        self.webhooks = WebhookActivities(signing, policy)
 
     def all(self) -> list[Callable[..., Any]]:
         return [*self.providers.all(), self.webhooks.deliver_webhook]
@@ -64,12 +68,12 @@ def build_worker(
 async def run_worker() -> None:
     temporal = TemporalSettings.from_env()
     providers = ProviderSettings.from_env()
+    # Refuse to start, saying why, before connecting: no signing secret, or a bad allowlist.
+    signing = WebhookSigning.from_env()
+    policy = WebhookPolicy.from_env()
     client = await connect(temporal)
     await ensure_search_attributes(client)
-    webhooks = WebhookSettings.from_env()
-    if webhooks.secret == DEV_WEBHOOK_SECRET:
-        logger.warning("LINKFLOW_WEBHOOK_SECRET is not set: webhooks are signed with a dev secret")
-    activities = LinkActivities(providers, webhooks)
+    activities = LinkActivities(providers, signing, policy)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,26 +1,49 @@
-"""The activity that delivers one webhook event to the app, signed, over HTTP.
+"""The activity that delivers one webhook event to the app, signed, over HTTP, to a checked address.
 
-One attempt is one POST. A 2xx is delivered; 5xx, 408, 429 and network trouble are retried by
-Temporal (honouring `Retry-After`); any other 4xx means the receiver refuses the event for good
-(a bad URL, a failed signature check), so retrying cannot help.
+One attempt is one POST. Before it, the URL is checked again (`linkflow.webhook_policy`), its host
+is resolved, every address is checked, and the request is sent to a checked address with the URL's
+host in `Host` and, for https, in SNI, so TLS still verifies the receiver's real name.
+
+A 2xx is delivered; 5xx, 408, 429 and network trouble are retried by Temporal (honouring
+`Retry-After`); a redirect or any other 4xx means the receiver refuses the event for good, so
+retrying cannot help. The receiver's reply body is never read: errors say only the HTTP status, so
+an internal service's answer can never reach history or logs.
 """
 
 from __future__ import annotations
+
+import math
+import ssl
+from datetime import timedelta
 
 import httpx
 from pydantic import AnyHttpUrl, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import to_application_error
-from linkflow.config import WebhookSettings
 from linkflow.models import WebhookEvent
-from linkflow.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, signature_header
-from providers.base import ProviderRejectedRequest
-from providers.http import make_client, raise_for_provider_status
+from linkflow.webhook_policy import (
+    IPAddress,
+    WebhookPolicy,
+    WebhookUrlRefused,
+    check_webhook_url,
+    literal_address,
+    resolve_checked_addresses,
+)
+from linkflow.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookSigning, signature_header
+from providers.http import retry_after_seconds
 
 WEBHOOK_TIMEOUT = httpx.Timeout(connect=5.0, read=10.0, write=10.0, pool=5.0)
+# A receiver's Retry-After is honoured up to the retry policy's own longest wait.
+LONGEST_RETRY_DELAY = timedelta(minutes=10)
+RETRYABLE_STATUS_CODES = frozenset({408, 429})
+
 WEBHOOK_REFUSED = "WebhookRefused"
+WEBHOOK_URL_REFUSED = "WebhookUrlRefused"
+WEBHOOK_RECEIVER_UNAVAILABLE = "WebhookReceiverUnavailable"
+WEBHOOK_RECEIVER_TIMEOUT = "WebhookReceiverTimeout"
+WEBHOOK_RECEIVER_UNREACHABLE = "WebhookReceiverUnreachable"
+NON_RETRYABLE_WEBHOOK_ERRORS = (WEBHOOK_REFUSED, WEBHOOK_URL_REFUSED)
 
 
 class WebhookDelivery(BaseModel):
@@ -34,29 +57,133 @@ class WebhookReceipt(BaseModel):
 
 
 class WebhookActivities:
-    def __init__(self, settings: WebhookSettings) -> None:
-        self._secret = settings.secret
-        self._client = make_client("", timeout=WEBHOOK_TIMEOUT)
+    """Delivers webhook events signed with every active secret, to receivers the policy allows.
+
+    `tls_context` replaces the system's trusted certificates (tests use a local authority).
+    """
+
+    def __init__(
+        self,
+        signing: WebhookSigning,
+        policy: WebhookPolicy | None = None,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._secrets = signing.secrets
+        self._policy = WebhookPolicy.from_env() if policy is None else policy
+        # No keep-alive: a pooled connection verified for one name must not carry another's
+        # event to the same address. No proxies from the environment: they would bypass pinning.
+        self._client = httpx.AsyncClient(
+            timeout=WEBHOOK_TIMEOUT,
+            follow_redirects=False,
+            trust_env=False,
+            transport=httpx.AsyncHTTPTransport(
+                verify=tls_context if tls_context is not None else True,
+                retries=0,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            ),
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     @activity.defn
     async def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
+        url = httpx.URL(str(delivery.url))
+        addresses = await self._checked_addresses(url)
         body = delivery.event.model_dump_json().encode()
         headers = {
+            "Host": url.netloc.decode("ascii"),
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(self._secret, body),
+            SIGNATURE_HEADER: signature_header(self._secrets, body),
             EVENT_ID_HEADER: delivery.event.id,
         }
         try:
-            response = await self._client.post(str(delivery.url), content=body, headers=headers)
-            raise_for_provider_status(response, "The webhook receiver")
-        except ProviderRejectedRequest as refused:
-            raise ApplicationError(str(refused), type=WEBHOOK_REFUSED, non_retryable=True) from None
-        except Exception as error:
-            typed = to_application_error(error)
-            if typed is None:
-                raise
-            raise typed from error
-        return WebhookReceipt(status_code=response.status_code, attempt=activity.info().attempt)
+            status = await self._post_to_first_answering(url, addresses, body, headers)
+        except httpx.TimeoutException as error:
+            raise ApplicationError(
+                f"The webhook receiver did not answer in time ({type(error).__name__}).",
+                type=WEBHOOK_RECEIVER_TIMEOUT,
+            ) from None
+        except httpx.TransportError as error:
+            # The error's own text is left out: a protocol error can quote the reply's bytes.
+            raise ApplicationError(
+                f"The webhook receiver could not be reached ({type(error).__name__}).",
+                type=WEBHOOK_RECEIVER_UNREACHABLE,
+            ) from None
+        return WebhookReceipt(status_code=status, attempt=activity.info().attempt)
+
+    async def _checked_addresses(self, url: httpx.URL) -> list[IPAddress]:
+        try:
+            check_webhook_url(str(url), self._policy)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            return await resolve_checked_addresses(url.raw_host.decode("ascii"), port, self._policy)
+        except WebhookUrlRefused as refused:
+            raise ApplicationError(
+                str(refused), type=WEBHOOK_URL_REFUSED, non_retryable=True
+            ) from None
+        except OSError as error:
+            raise ApplicationError(
+                f"The webhook receiver's host name could not be resolved ({type(error).__name__}).",
+                type=WEBHOOK_RECEIVER_UNREACHABLE,
+            ) from None
+
+    async def _post_to_first_answering(
+        self,
+        url: httpx.URL,
+        addresses: list[IPAddress],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> int:
+        """POST to each checked address in turn until one accepts the connection; its status."""
+        host = url.raw_host.decode("ascii")
+        literal = literal_address(host)
+        # TLS verifies the name in the URL (or the address it spells), never the pinned address.
+        server_name = host if literal is None else str(literal)
+        extensions = {"sni_hostname": server_name} if url.scheme == "https" else {}
+        for position, address in enumerate(addresses, start=1):
+            request = self._client.build_request(
+                "POST",
+                url.copy_with(host=str(address)),
+                content=body,
+                headers=headers,
+                extensions=extensions,
+            )
+            try:
+                response = await self._client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if position == len(addresses):
+                    raise
+                continue
+            await response.aclose()
+            raise_for_receiver_status(response)
+            return response.status_code
+        raise httpx.ConnectError("No address to connect to.")
+
+
+def raise_for_receiver_status(response: httpx.Response) -> None:
+    """Raise the typed error a receiver's status means; return on a 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    answered = f"The webhook receiver answered HTTP {status}"
+    if 300 <= status < 400:
+        raise ApplicationError(
+            f"{answered}; redirects are not followed.", type=WEBHOOK_REFUSED, non_retryable=True
+        )
+    if status in RETRYABLE_STATUS_CODES or status >= 500:
+        raise ApplicationError(
+            f"{answered}; the delivery will be retried.",
+            type=WEBHOOK_RECEIVER_UNAVAILABLE,
+            next_retry_delay=_retry_delay(response),
+        )
+    raise ApplicationError(
+        f"{answered}; it refuses the event.", type=WEBHOOK_REFUSED, non_retryable=True
+    )
+
+
+def _retry_delay(response: httpx.Response) -> timedelta | None:
+    wait = retry_after_seconds(response)
+    if wait is None or math.isnan(wait):
+        return None
+    return timedelta(seconds=min(max(wait, 0.0), LONGEST_RETRY_DELAY.total_seconds()))

@@ -195,7 +195,9 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
     figures = Figures(started=len(runs))
     state_dir = Path(tempfile.mkdtemp(prefix="linkflow-chaos-"))
     stack = DevStack(
-        ports=StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port()),
+        ports=StackPorts(
+            temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port()
+        ),
         state_dir=state_dir,
         task_queue="linkflow-chaos",
         sandbox_args=(
@@ -221,7 +223,8 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
         settings = TemporalSettings(
             address=stack.ports.temporal_address, task_queue=stack.task_queue
         )
-        links = LinkClient(await connect(settings, runtime=quiet_runtime()), stack.task_queue)
+        client = await connect(settings, runtime=quiet_runtime(), key_ring=stack.key_ring())
+        links = LinkClient(client, stack.task_queue)
         stop = asyncio.Event()
         chaos_task = asyncio.create_task(chaos(stack, stop, figures, rng, args.server_restarts))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from linkflow.models import (
     RelinkRequest,
 )
 from linkflow.temporal import connect
+from linkflow.webhook_policy import WebhookPolicy, WebhookUrlRefused, check_webhook_url
 from workflows.account_link import ANSWER_MFA_SIGNAL, WORKFLOW_TYPE
 
 
@@ -53,6 +55,8 @@ class AnswerRefused(LinkRefused):
 
 # A link rests in these until the user or its schedule moves it (or it has ended).
 RESTING = {LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
+# Link ids are workflow ids: they show in Temporal Web, logs and URLs, so they hold no free text.
+LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def new_link_id() -> str:
@@ -60,9 +64,12 @@ def new_link_id() -> str:
 
 
 class LinkClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, webhook_policy: WebhookPolicy | None = None
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._webhook_policy = webhook_policy or WebhookPolicy.from_env()
 
     @classmethod
     async def connect(cls) -> LinkClient:
@@ -80,8 +87,13 @@ class LinkClient:
         return self._task_queue
 
     async def start_link(self, request: LinkRequest, link_id: str | None = None) -> str:
-        """Start a link, or return the existing one with this id. Returns the link id."""
+        """Start a link, or return the existing one with this id. Returns the link id.
+
+        Raises `LinkRefused`, before anything is started, for a request no link should run: a
+        webhook URL aimed at a private address, a malformed link id, a run's carried state.
+        """
         link_id = link_id or new_link_id()
+        self._check_start(request, link_id)
         # A link that ran before and has ended is still that link: REJECT_DUPLICATE refuses a
         # second run and the caller gets the existing id back.
         with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -95,6 +107,21 @@ class LinkClient:
                 static_summary=f"{request.provider.value} account link",
             )
         return link_id
+
+    def _check_start(self, request: LinkRequest, link_id: str) -> None:
+        if not LINK_ID_PATTERN.fullmatch(link_id):
+            raise LinkRefused(
+                "A link id is 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a"
+                " letter or digit."
+            )
+        if request.carried is not None:
+            raise LinkRefused("`carried` is set only by a link continuing as new; leave it out.")
+        url = request.options.webhook_url
+        if url is not None:
+            try:
+                check_webhook_url(str(url), self._webhook_policy)
+            except WebhookUrlRefused as refused:
+                raise LinkRefused(str(refused)) from None
 
     def _handle(self, link_id: str) -> WorkflowHandle[Any, LinkSnapshot]:
         return self._client.get_workflow_handle(link_id, result_type=LinkSnapshot)

@@ -14,16 +14,82 @@ from linkflow.models import Provider
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 
 
+class ConfigurationError(RuntimeError):
+    """A setting is missing or malformed; the message names the variables to set, never a value."""
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
 
 
+def _optional_env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _optional_flag(name: str) -> bool | None:
+    value = _optional_env(name)
+    if value is None:
+        return None
+    if value.lower() in _TRUE_WORDS:
+        return True
+    if value.lower() in _FALSE_WORDS:
+        return False
+    raise ConfigurationError(f"{name} must be true or false.")
+
+
 @dataclass(frozen=True)
 class TemporalSettings:
+    """Where the Temporal service is and how to reach it securely.
+
+    The variable names are the ones the `temporal` CLI and the SDKs' environment configuration
+    read, so one set of exports serves linkflow and `temporal workflow show` alike. An API key
+    (Temporal Cloud) turns TLS on; so does any certificate or server name.
+    """
+
     address: str = "localhost:7233"
     namespace: str = "default"
     task_queue: str = "linkflow"
+    api_key: str | None = field(default=None, repr=False)
+    # TEMPORAL_TLS as set; None when unset, and then `uses_tls` infers it from the rest.
+    tls: bool | None = None
+    tls_server_ca_cert_path: str | None = None
+    tls_client_cert_path: str | None = None
+    tls_client_key_path: str | None = None
+    tls_server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_client_cert_path is None) != (self.tls_client_key_path is None):
+            raise ConfigurationError(
+                "mTLS needs both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH."
+            )
+        if self.tls is False and self._has_tls_options:
+            raise ConfigurationError(
+                "TEMPORAL_TLS is false but TLS certificates or a server name are set: unset"
+                " TEMPORAL_TLS or the TEMPORAL_TLS_* variables."
+            )
+
+    @property
+    def _has_tls_options(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.tls_server_ca_cert_path,
+                self.tls_client_cert_path,
+                self.tls_client_key_path,
+                self.tls_server_name,
+            )
+        )
+
+    @property
+    def uses_tls(self) -> bool:
+        if self.tls is not None:
+            return self.tls
+        return self.api_key is not None or self._has_tls_options
 
     @classmethod
     def from_env(cls) -> TemporalSettings:
@@ -31,6 +97,12 @@ class TemporalSettings:
             address=_env("TEMPORAL_ADDRESS", cls.address),
             namespace=_env("TEMPORAL_NAMESPACE", cls.namespace),
             task_queue=_env("LINKFLOW_TASK_QUEUE", cls.task_queue),
+            api_key=_optional_env("TEMPORAL_API_KEY"),
+            tls=_optional_flag("TEMPORAL_TLS"),
+            tls_server_ca_cert_path=_optional_env("TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
+            tls_client_cert_path=_optional_env("TEMPORAL_TLS_CLIENT_CERT_PATH"),
+            tls_client_key_path=_optional_env("TEMPORAL_TLS_CLIENT_KEY_PATH"),
+            tls_server_name=_optional_env("TEMPORAL_TLS_SERVER_NAME"),
         )
 
 
@@ -64,18 +136,3 @@ class ProviderSettings:
                 name: _env(f"{prefix}{name.upper()}", value) for name, value in key_defaults.items()
             },
         )
-
-
-# The signing secret the local stack uses when none is set; a deployment must set its own.
-DEV_WEBHOOK_SECRET = "linkflow-dev-webhook-secret"
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """The secret webhook events are signed with (`LINKFLOW_WEBHOOK_SECRET`)."""
-
-    secret: str = field(default=DEV_WEBHOOK_SECRET, repr=False)
-
-    @classmethod
-    def from_env(cls) -> WebhookSettings:
-        return cls(secret=_env("LINKFLOW_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET))

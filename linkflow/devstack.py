@@ -1,13 +1,20 @@
-"""The local dev stack: Temporal's dev server, the provider sandbox and a worker, as processes.
+"""The local dev stack: Temporal's dev server, the provider sandbox, the codec server and a worker.
 
-`starter.py demo` and the end-to-end tests start the same three processes the same way. Each child
-runs in its own session so that the terminal's Ctrl-C reaches only the parent, which then stops the
+`starter.py demo` and the end-to-end tests start the same processes the same way. Each child runs
+in its own session so that the terminal's Ctrl-C reaches only the parent, which then stops the
 children in reverse order (SIGTERM, then SIGKILL after a grace period) and leaves nothing listening.
+
+On its first run the stack writes its secrets under `<state dir>/keys/` (git-ignored, 0600): the
+payload codec's key, the webhook signing secret and a token for the codec server. Later runs reuse
+them, so links from an earlier run stay readable. The dev server starts with the same server
+limits as compose (linkflow/temporal.py) and with Temporal Web pointed at the codec server, so its
+pages show decrypted, masked payloads with no set-up.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,10 +27,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from linkflow.temporal import dev_server_search_attribute_args
+from linkflow.codec import (
+    KEY_FILE_VARIABLE,
+    KEYS_VARIABLE,
+    KeyRing,
+    write_new_key_file,
+    write_private_file,
+)
+from linkflow.temporal import dev_server_limit_args, dev_server_search_attribute_args
+from linkflow.webhooks import SECRETS_FILE_VARIABLE as WEBHOOK_SECRETS_FILE_VARIABLE
+from linkflow.webhooks import SECRETS_VARIABLE as WEBHOOK_SECRETS_VARIABLE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = PROJECT_ROOT / ".linkflow"
+CODEC_TOKENS_VARIABLE = "LINKFLOW_CODEC_TOKENS"
+CODEC_TOKENS_FILE_VARIABLE = "LINKFLOW_CODEC_TOKENS_FILE"
+CODEC_ORIGINS_VARIABLE = "LINKFLOW_CODEC_CORS_ORIGINS"
 
 
 class StackError(RuntimeError):
@@ -35,6 +54,7 @@ class StackPorts:
     temporal: int = 7233
     ui: int = 8233
     sandbox: int = 8099
+    api: int = 8098
 
     @property
     def temporal_address(self) -> str:
@@ -47,6 +67,17 @@ class StackPorts:
     @property
     def ui_url(self) -> str:
         return f"http://localhost:{self.ui}"
+
+    @property
+    def ui_origins(self) -> tuple[str, ...]:
+        return (f"http://localhost:{self.ui}", f"http://127.0.0.1:{self.ui}")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://localhost:{self.api}"
+
+    def all(self) -> tuple[int, ...]:
+        return (self.temporal, self.ui, self.sandbox, self.api)
 
 
 @dataclass
@@ -63,6 +94,22 @@ class DevStack:
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def codec_key_file(self) -> Path:
+        return self.keys_dir / "codec.keys"
+
+    @property
+    def webhook_secrets_file(self) -> Path:
+        return self.keys_dir / "webhook.secrets"
+
+    @property
+    def codec_tokens_file(self) -> Path:
+        return self.keys_dir / "codec.tokens"
+
     def env(self) -> dict[str, str]:
         """The environment that points linkflow's processes at this stack."""
         return (
@@ -71,28 +118,65 @@ class DevStack:
             | {
                 "LINKFLOW_SANDBOX_URL": self.ports.sandbox_url,
                 "PYTHONUNBUFFERED": "1",
+                CODEC_TOKENS_VARIABLE: "",
+                CODEC_TOKENS_FILE_VARIABLE: str(self.codec_tokens_file),
+                CODEC_ORIGINS_VARIABLE: ",".join(self.ports.ui_origins),
             }
         )
 
     def client_env(self) -> dict[str, str]:
-        """The variables a client in this process needs to use this stack."""
+        """The variables a client in this process needs to use this stack.
+
+        The stack's key files win over keys set inline in the caller's environment, which are
+        blanked: a client must seal payloads with the key the stack's worker reads them with.
+        """
         return {
             "TEMPORAL_ADDRESS": self.ports.temporal_address,
             "TEMPORAL_NAMESPACE": "default",
             "LINKFLOW_TASK_QUEUE": self.task_queue,
             "LINKFLOW_WEB_URL": self.ports.ui_url,
+            KEYS_VARIABLE: "",
+            KEY_FILE_VARIABLE: str(self.codec_key_file),
+            WEBHOOK_SECRETS_VARIABLE: "",
+            WEBHOOK_SECRETS_FILE_VARIABLE: str(self.webhook_secrets_file),
         }
 
+    def codec_cli_env(self) -> dict[str, str]:
+        """What `temporal workflow show` needs to read this stack's links through its codec."""
+        token = self.codec_tokens_file.read_text().split()[0]
+        return {
+            "TEMPORAL_CODEC_ENDPOINT": self.ports.api_url,
+            "TEMPORAL_CODEC_AUTH": f"Bearer {token}",
+        }
+
+    def key_ring(self) -> KeyRing:
+        """The codec keys this stack's processes use (for a client built in this process)."""
+        return KeyRing.from_file(self.codec_key_file)
+
+    def ensure_keys(self) -> None:
+        """Write the stack's key files on its first run; later runs reuse them."""
+        self.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.keys_dir, 0o700)
+        if not self.codec_key_file.exists():
+            write_new_key_file(self.codec_key_file)
+        for path in (self.webhook_secrets_file, self.codec_tokens_file):
+            if not path.exists():
+                write_private_file(path, secrets.token_urlsafe(36) + "\n")
+        for path in (self.codec_key_file, self.webhook_secrets_file, self.codec_tokens_file):
+            os.chmod(path, 0o600)
+
     def start(self, *, worker: bool = True) -> None:
-        for port in (self.ports.temporal, self.ports.ui, self.ports.sandbox):
+        for port in self.ports.all():
             if port_is_open(port):
                 raise StackError(
-                    f"Port {port} is already in use: another dev server, sandbox or demo is"
-                    " running. Stop it, or choose other ports (see --help)."
+                    f"Port {port} is already in use: another dev server, sandbox, codec server"
+                    " or demo is running. Stop it, or choose other ports (see --help)."
                 )
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_keys()
         self.start_temporal()
         self.start_sandbox()
+        self.start_api()
         if worker:
             self.start_worker()
 
@@ -113,7 +197,10 @@ class DevStack:
                 str(self.state_dir / "temporal.db"),
                 "--log-level",
                 "warn",
+                "--ui-codec-endpoint",
+                self.ports.api_url,
                 *dev_server_search_attribute_args(),
+                *dev_server_limit_args(),
             ],
         )
         self._wait_for_port("temporal", self.ports.temporal, timeout=60)
@@ -133,6 +220,13 @@ class DevStack:
         )
         self._wait_for_port("sandbox", self.ports.sandbox, timeout=30)
 
+    def start_api(self) -> None:
+        self._spawn(
+            "api",
+            [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(self.ports.api)],
+        )
+        self._wait_for_port("api", self.ports.api, timeout=30)
+
     def start_worker(self) -> None:
         self._spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")])
         self._wait_for_log_line("worker", "Worker polling task queue", timeout=60)
@@ -144,6 +238,13 @@ class DevStack:
                 log.close()
                 del self.processes[index]
                 return
+
+    def exited(self, name: str) -> bool:
+        """Whether the named process has ended by itself (it crashed, or refused to start)."""
+        return any(
+            process_name == name and process.poll() is not None
+            for process_name, process, _ in self.processes
+        )
 
     def stop(self) -> None:
         while self.processes:

@@ -1,42 +1,109 @@
 """Connecting to Temporal the one way every linkflow process does.
 
-One data converter (pydantic), one set of search attributes, one place that registers them, so the
-worker, the CLI, the tests and backend code never disagree about how a link is stored or found.
+One data converter (pydantic, sealed by the payload codec), one set of search attributes, one place
+that registers them, and one set of server limits, so the worker, the CLI, the tests and backend
+code never disagree about how a link is stored, found or bounded. A process without the codec's
+keys refuses to connect: it could neither read a link nor write one that stays sealed.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client
+from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from linkflow.config import TemporalSettings
+from linkflow.codec import KeyRing, data_converter, require_key_ring
+from linkflow.config import ConfigurationError, TemporalSettings
 
 LINK_STATUS = SearchAttributeKey.for_keyword("LinkStatus")
 LINK_PROVIDER = SearchAttributeKey.for_keyword("LinkProvider")
 SEARCH_ATTRIBUTES = (LINK_STATUS, LINK_PROVIDER)
 
+# What one caller can put in a link's history, set on the server: any payload (a signal's, a
+# start's) over BLOB_SIZE_ERROR_BYTES is refused by the server before it is recorded (the default,
+# 2 MB, lets a few refused messages fill a history to its limit), and a run accepts at most
+# MAX_SIGNALS_PER_RUN signals; continue-as-new starts the count again.
+# Updates need their own bound: the server admits an update of any size below its gRPC limit, and
+# the worker's answer to it (acceptance or rejection) repeats the update's input. An input over the
+# blob limit makes that answer unsendable, so the workflow task fails on every retry while the
+# update waits. Capping the payloads of a link's in-flight updates well below the blob limit has
+# the server refuse such an update at admission instead.
+BLOB_SIZE_ERROR_BYTES = 256 * 1024
+BLOB_SIZE_WARN_BYTES = 64 * 1024
+MAX_SIGNALS_PER_RUN = 200
+MAX_IN_FLIGHT_UPDATE_BYTES = 128 * 1024
+SERVER_LIMITS: dict[str, int] = {
+    "limit.blobSize.error": BLOB_SIZE_ERROR_BYTES,
+    "limit.blobSize.warn": BLOB_SIZE_WARN_BYTES,
+    "history.maximumSignalsPerExecution": MAX_SIGNALS_PER_RUN,
+    "history.maxInFlightUpdatePayloads": MAX_IN_FLIGHT_UPDATE_BYTES,
+}
+
 logger = logging.getLogger(__name__)
 
 
 async def connect(
-    settings: TemporalSettings | None = None, *, runtime: Runtime | None = None
+    settings: TemporalSettings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    key_ring: KeyRing | None = None,
 ) -> Client:
+    """A client that seals every payload with `key_ring` (by default the configured one).
+
+    Raises `ConfigurationError` (a `RuntimeError`) when no key is configured or a TLS file
+    cannot be read, before any connection is attempted.
+    """
     settings = settings or TemporalSettings.from_env()
+    converter = data_converter(key_ring or require_key_ring())
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,
-        data_converter=pydantic_data_converter,
+        api_key=settings.api_key,
+        tls=tls_config(settings),
+        data_converter=converter,
         runtime=runtime,
     )
+
+
+def tls_config(settings: TemporalSettings) -> bool | TLSConfig:
+    """TLS as the settings ask: off, the system's roots, or a CA, a client pair and a name."""
+    if not settings.uses_tls:
+        return False
+    if not any(
+        (
+            settings.tls_server_ca_cert_path,
+            settings.tls_client_cert_path,
+            settings.tls_server_name,
+        )
+    ):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=_read_pem(
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH", settings.tls_server_ca_cert_path
+        ),
+        client_cert=_read_pem("TEMPORAL_TLS_CLIENT_CERT_PATH", settings.tls_client_cert_path),
+        client_private_key=_read_pem("TEMPORAL_TLS_CLIENT_KEY_PATH", settings.tls_client_key_path),
+        domain=settings.tls_server_name,
+    )
+
+
+def _read_pem(variable: str, path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigurationError(
+            f"{variable} names {path}, which cannot be read: {error.strerror}."
+        ) from None
 
 
 def quiet_runtime() -> Runtime:
@@ -53,6 +120,14 @@ def dev_server_search_attribute_args() -> list[str]:
     args: list[str] = []
     for key in SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{key.name}=Keyword"]
+    return args
+
+
+def dev_server_limit_args() -> list[str]:
+    """`temporal server start-dev` flags that set `SERVER_LIMITS` (values are JSON)."""
+    args: list[str] = []
+    for key, value in SERVER_LIMITS.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
     return args
 
 

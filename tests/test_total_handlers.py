@@ -8,6 +8,7 @@ SDK, with raw payloads of any encoding, and through the `temporal` CLI.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from linkflow.client import LinkClient
@@ -74,9 +76,7 @@ async def waiting_link(links: LinkClient) -> LinkSnapshot:
 
 def right_answer(snapshot: LinkSnapshot) -> MfaSubmission:
     [challenge] = snapshot.pending_challenges
-    return MfaSubmission(
-        answers=[ChallengeAnswer(challenge_id=challenge.id, value=CORRECT_ANSWER)]
-    )
+    return MfaSubmission(answers=[ChallengeAnswer(challenge_id=challenge.id, value=CORRECT_ANSWER)])
 
 
 MALFORMED_SIGNALS: dict[str, Sequence[Any]] = {
@@ -125,7 +125,7 @@ async def test_malformed_signals_are_refused_and_the_link_still_connects(
         assert await task_failures(handle) == 0
 
 
-def cli_signal(client: Client, link_id: str, *inputs: str, extra: Sequence[str] = ()) -> None:
+async def cli_signal(client: Client, link_id: str, *inputs: str, extra: Sequence[str] = ()) -> None:
     command = [
         temporal_cli(),
         "workflow",
@@ -139,8 +139,8 @@ def cli_signal(client: Client, link_id: str, *inputs: str, extra: Sequence[str] 
     ]
     for value in inputs:
         command += ["--input", value]
-    completed = subprocess.run(
-        [*command, *extra], capture_output=True, text=True, timeout=30, check=False
+    completed = await asyncio.to_thread(
+        subprocess.run, [*command, *extra], capture_output=True, text=True, timeout=30, check=False
     )
     assert completed.returncode == 0, completed.stderr
 
@@ -151,18 +151,20 @@ async def test_malformed_signals_from_the_temporal_cli_are_refused(
     async with run_worker(dev_env.client) as links:
         waiting = await waiting_link(links)
         client = links.temporal
-        cli_signal(client, waiting.link_id)
-        cli_signal(client, waiting.link_id, "null")
-        cli_signal(client, waiting.link_id, "{}", "{}")
-        cli_signal(client, waiting.link_id, '"correct"')
-        cli_signal(client, waiting.link_id, "{}", extra=["--input-meta", "encoding=binary/null"])
+        await cli_signal(client, waiting.link_id)
+        await cli_signal(client, waiting.link_id, "null")
+        await cli_signal(client, waiting.link_id, "{}", "{}")
+        await cli_signal(client, waiting.link_id, '"correct"')
+        await cli_signal(
+            client, waiting.link_id, "{}", extra=["--input-meta", "encoding=binary/null"]
+        )
 
         snapshot = await links.snapshot(waiting.link_id)
         assert snapshot.attempts.answers_refused == 5
         assert snapshot.status is LinkStatus.MFA_REQUIRED
 
         [challenge] = waiting.pending_challenges
-        cli_signal(
+        await cli_signal(
             client,
             waiting.link_id,
             f'{{"answers": [{{"challenge_id": "{challenge.id}", "value": "{CORRECT_ANSWER}"}}]}}',
@@ -276,7 +278,8 @@ async def test_a_start_from_the_cli_with_no_input_fails_the_link_at_once(
 ):
     async with run_worker(dev_env.client) as links:
         link_id = f"link-cli-{uuid.uuid4()}"
-        completed = subprocess.run(
+        completed = await asyncio.to_thread(
+            subprocess.run,
             [
                 temporal_cli(),
                 "workflow",
@@ -353,4 +356,26 @@ async def test_another_workflow_type_on_the_link_queue_fails_at_once(
         )
         with pytest.raises(Exception, match="Workflow execution failed"):
             await handle.result()
+        assert await task_failures(handle) == 0
+
+
+async def test_an_oversized_update_is_refused_by_the_server_and_never_wedges_the_link(
+    dev_env: WorkflowEnvironment, run_worker
+):
+    async with run_worker(dev_env.client) as links:
+        waiting = await waiting_link(links)
+        handle = links.temporal.get_workflow_handle(waiting.link_id)
+        oversized = {"answers": [{"challenge_id": "CRD-1", "value": "y" * 300_000}]}
+        with pytest.raises(RPCError, match="in-flight updates"):
+            await handle.execute_update("submit_mfa", args=[oversized])
+
+        # Just under the server's cap: it reaches the link, whose validator refuses it.
+        large = {"answers": [{"challenge_id": "CRD-1", "value": "y" * 100_000}]}
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update("submit_mfa", args=[large])
+        assert "at most 512" in str(refused.value.cause)
+        assert "yyyyyyyy" not in str(refused.value.cause)
+
+        connected = await links.submit_mfa(waiting.link_id, right_answer(waiting))
+        assert connected.status is LinkStatus.CONNECTED
         assert await task_failures(handle) == 0

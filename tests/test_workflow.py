@@ -381,13 +381,15 @@ async def test_activity_summaries_and_details_read_well(dev_env: WorkflowEnviron
         assert "pass_good" not in details
 
         await links.submit_mfa(waiting.link_id, answer(waiting.pending_challenges[0].id, "correct"))
+        # Summaries are payloads too, encrypted like the rest: read them through the codec.
+        converter = links.temporal.data_converter
         summaries = [
-            event.user_metadata.summary.data.decode()
+            (await converter.decode([event.user_metadata.summary], [str]))[0]
             async for event in handle.fetch_history_events()
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         ]
         assert summaries
-        assert all(summary.startswith('"mx: ') for summary in summaries)
+        assert all(summary.startswith("mx: ") for summary in summaries)
         assert any("log in" in summary for summary in summaries)
         assert any("fetch accounts" in summary for summary in summaries)
 

@@ -14,19 +14,20 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import (
-        WEBHOOK_REFUSED,
+        NON_RETRYABLE_WEBHOOK_ERRORS,
         WebhookActivities,
         WebhookDelivery,
         WebhookReceipt,
     )
 
 # About two hours of attempts, backing off to every ten minutes; then the event is given up.
+# A refused URL or a receiver's refusal is never retried.
 WEBHOOK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=10),
     maximum_attempts=20,
-    non_retryable_error_types=[WEBHOOK_REFUSED],
+    non_retryable_error_types=list(NON_RETRYABLE_WEBHOOK_ERRORS),
 )
 
 
