@@ -1,15 +1,23 @@
 """Start, answer, inspect and demo account links from a terminal.
 
-    python starter.py link --provider mx --username user_otp      # prompts for password and MFA
-    python starter.py link ... --no-wait --json                    # start and print the link id
+    python starter.py link --provider mx --username user_otp     # prompts for password and MFA
+    python starter.py link ... --no-wait --json                   # start and print the link id
     python starter.py status LINK_ID [--json]
-    python starter.py answer LINK_ID [CHALLENGE_ID=VALUE | VALUE ...] [--signal] [--json]
+    python starter.py answer LINK_ID [--challenge ID] [--signal] [--json]
     python starter.py reauthenticate | resolve-hold | unlink LINK_ID [--json]
-    python starter.py update-credentials LINK_ID --username U [--password P] [--json]
-    python starter.py demo                                          # dev server + sandbox + worker
+    python starter.py update-credentials LINK_ID --username U [--json]
+    python starter.py demo                                         # dev server + sandbox + worker
 
-Every subcommand talks to Temporal through `LinkClient`; `--json` prints the link snapshot for
-scripts. Errors are one sentence on stderr and a non-zero exit status, never a traceback.
+Passwords and MFA answers never come from the command line, where every user of the machine can
+read them in the process list. They are asked for at a prompt (without echo for secrets), read
+one line per value from standard input when it is not a terminal, or, for scripts, taken from
+LINKFLOW_PASSWORD (`link`, `update-credentials`) and LINKFLOW_ANSWERS (`answer`: one VALUE for the
+one pending challenge, or CHALLENGE_ID=VALUE lines).
+
+Every subcommand talks to Temporal through `LinkClient`; `--json` prints the link snapshot on
+stdout for scripts and sends the conversation to stderr. Whatever the input, an error is one line
+on stderr and an exit status (0 ok, 1 error, 2 refused, 3 link failed, 130 interrupted), never a
+traceback, and never a secret.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import io
 import json
 import os
 import signal
@@ -27,9 +36,15 @@ from types import FrameType
 from typing import NoReturn, TextIO
 
 from pydantic import ValidationError
+from temporalio.client import (
+    RPCTimeoutOrCancelledError,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
 
 from linkflow.client import AnswerRefused, LinkClient, LinkNotFound, LinkRefused
-from linkflow.config import TemporalSettings
+from linkflow.config import ConfigurationError, TemporalSettings
 from linkflow.devstack import STATE_DIR, StackError, StackPorts, running_stack
 from linkflow.models import (
     Challenge,
@@ -46,45 +61,91 @@ from linkflow.models import (
 from linkflow.process import exit_now
 from providers.mapping import IMPLEMENTED_PROVIDERS
 
-EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_LINK_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_LINK_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
+
+PASSWORD_VARIABLE = "LINKFLOW_PASSWORD"
+ANSWERS_VARIABLE = "LINKFLOW_ANSWERS"
+NEVER_FROM_ARGV = (
+    f"passwords and answers are read from a prompt, stdin or {PASSWORD_VARIABLE}/"
+    f"{ANSWERS_VARIABLE}, never from the command line"
+)
+# The dev stack's codec key, which `python3 dev.py demo` creates on its first run.
+DEV_STACK_CODEC_KEY_FILE = STATE_DIR / "keys" / "codec.keys"
+# Secrets shorter than this are not masked in error lines: masking "1" would garble the sentence.
+SHORTEST_MASKED_SECRET = 4
+LONGEST_ERROR_LINE = 500
 
 
 class UserError(Exception):
     """A problem the user can fix; printed as one line, exit status 1."""
 
 
-class Terminal:
-    """Reads answers from a person at a terminal, or line by line from a pipe."""
+class NoInput(UserError):
+    """Standard input ended where a value was needed."""
 
-    def __init__(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+
+class Terminal:
+    """Talks with a person at a terminal, or reads their values line by line from a pipe.
+
+    Results go to `out`; prompts and narration go to `talk`, which is stderr under `--json` so
+    that stdout stays one JSON document. Every secret read is remembered so that no error line
+    can repeat it.
+    """
+
+    def __init__(self, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
         self.stdin = stdin
-        self.stdout = stdout
+        self.out = out
+        self.talk = out
+        self.secrets: set[str] = set()
 
     @property
     def interactive(self) -> bool:
         return self.stdin.isatty()
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.stdout, flush=True)
+        print(text, file=self.talk, flush=True)
 
-    def ask(self, prompt: str, *, secret: bool = False) -> str:
-        if secret and self.interactive:
-            return getpass.getpass(prompt)
-        self.stdout.write(prompt)
-        self.stdout.flush()
+    def show(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def ask(self, prompt: str, *, missing: str, secret: bool = False) -> str:
+        """One value from the prompt, or the next line of a pipe. `missing` names it on EOF."""
+        try:
+            if secret and self.interactive:
+                value = getpass.getpass(prompt)
+            else:
+                value = self._read_line(prompt)
+        except EOFError:
+            raise NoInput(f"No input: {missing}.") from None
+        if secret:
+            self.remember(value)
+        return value if secret else value.strip()
+
+    def _read_line(self, prompt: str) -> str:
+        self.talk.write(prompt)
+        self.talk.flush()
         line = self.stdin.readline()
+        if not self.interactive:
+            self.say()  # a pipe's line is not echoed: end the prompt's line ourselves
         if not line:
             raise EOFError
-        if not self.interactive:
-            self.say()
-        return line.strip()
+        return line.rstrip("\r\n")
+
+    def remember(self, secret: str) -> None:
+        if len(secret) >= SHORTEST_MASKED_SECRET:
+            self.secrets.add(secret)
+
+    def masked(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
 
 def describe(snapshot: LinkSnapshot) -> str:
     reason = f" ({snapshot.reason.value})" if snapshot.reason else ""
     lines = [f"Link {snapshot.link_id}: {snapshot.status.value}{reason}"]
-    if snapshot.provider_status:
+    if snapshot.provider and snapshot.provider_status:
         lines.append(
             f"  provider: {snapshot.provider.value}, raw status {snapshot.provider_status}"
         )
@@ -105,11 +166,71 @@ def describe(snapshot: LinkSnapshot) -> str:
 
 
 def print_snapshot(snapshot: LinkSnapshot, as_json: bool, terminal: Terminal) -> None:
-    terminal.say(snapshot.model_dump_json(indent=2) if as_json else describe(snapshot))
+    terminal.show(snapshot.model_dump_json(indent=2) if as_json else describe(snapshot))
 
 
 def exit_status_of(snapshot: LinkSnapshot) -> int:
     return EXIT_LINK_FAILED if snapshot.status is LinkStatus.FAILED else EXIT_OK
+
+
+# ------------------------------------------------------------------ secrets in
+
+
+def read_password(terminal: Terminal, prompt: str) -> str:
+    """LINKFLOW_PASSWORD for scripts, else the prompt (or stdin's next line)."""
+    # Popped so that no process this one starts inherits it.
+    password = os.environ.pop(PASSWORD_VARIABLE, "")
+    if password:
+        terminal.remember(password)
+        return password
+    password = terminal.ask(prompt, missing="no password given", secret=True)
+    if not password:
+        raise UserError("The password is empty.")
+    return password
+
+
+def scripted_answer_lines(terminal: Terminal) -> list[str] | None:
+    """LINKFLOW_ANSWERS as its non-blank lines, or None when it is not set."""
+    raw = os.environ.pop(ANSWERS_VARIABLE, "")
+    lines = [line.strip() for line in raw.splitlines() if line.strip()]
+    for line in lines:
+        terminal.remember(line)
+        terminal.remember(line.partition("=")[2])
+    return lines or None
+
+
+def scripted_answers(
+    lines: Sequence[str], pending: Sequence[Challenge], challenge_id: str | None
+) -> list[ChallengeAnswer]:
+    """Read LINKFLOW_ANSWERS: one VALUE for the one pending challenge, or CHALLENGE_ID=VALUE lines.
+
+    A line is a pair only when it names a pending challenge, so an answer that itself holds `=`
+    is never split into a made-up challenge id (which a refusal would then quote).
+    """
+    if challenge_id is not None:
+        if len(lines) != 1:
+            raise UserError(f"With --challenge, {ANSWERS_VARIABLE} holds one value.")
+        named, separator, value = lines[0].partition("=")
+        return [
+            ChallengeAnswer(
+                challenge_id=challenge_id,
+                value=value if separator and named.strip() == challenge_id else lines[0],
+            )
+        ]
+    pending_ids = {challenge.id for challenge in pending}
+    pairs = [line.partition("=") for line in lines]
+    if all(separator and named.strip() in pending_ids for named, separator, _ in pairs):
+        return [
+            ChallengeAnswer(challenge_id=named.strip(), value=value.strip())
+            for named, _, value in pairs
+        ]
+    awaiting = [challenge for challenge in pending if challenge.kind.needs_answer]
+    if len(lines) == 1 and len(awaiting) == 1:
+        return [ChallengeAnswer(challenge_id=awaiting[0].id, value=lines[0])]
+    raise UserError(
+        f"{ANSWERS_VARIABLE} must be one VALUE for the one pending challenge, or one"
+        f" CHALLENGE_ID=VALUE line per challenge; pending: {', '.join(sorted(pending_ids))}."
+    )
 
 
 # ------------------------------------------------------------------ answering
@@ -119,122 +240,162 @@ def ask_challenge(challenge: Challenge, terminal: Terminal) -> str:
     terminal.say(f"\n{challenge.prompt}")
     if challenge.image_data_uri:
         terminal.say(f"  (image: {challenge.image_data_uri[:60]}...)")
+    missing = f"no answer to challenge {challenge.id}"
     if challenge.kind.has_options:
         for number, option in enumerate(challenge.options, start=1):
             terminal.say(f"  {number}) {option.label}")
-        choice = terminal.ask("Choose a number: ")
+        choice = terminal.ask("Choose a number: ", missing=missing)
         if choice.isdigit() and 1 <= int(choice) <= len(challenge.options):
             return challenge.options[int(choice) - 1].value
         return choice
-    return terminal.ask("> ", secret=challenge.kind is ChallengeKind.SECRET)
+    answer = terminal.ask("> ", missing=missing, secret=challenge.kind is ChallengeKind.SECRET)
+    terminal.remember(answer)
+    return answer
+
+
+def ask_round(
+    snapshot: LinkSnapshot, terminal: Terminal, challenge_id: str | None = None
+) -> list[ChallengeAnswer]:
+    """Ask for every pending challenge that needs an answer (or only for `challenge_id`)."""
+    if challenge_id is not None:
+        named = [c for c in snapshot.pending_challenges if c.id == challenge_id]
+        if not named:
+            value = terminal.ask(f"Answer to {challenge_id}: ", missing="no answer", secret=True)
+            return [ChallengeAnswer(challenge_id=challenge_id, value=value)]
+        challenges = named
+    else:
+        challenges = [c for c in snapshot.pending_challenges if c.kind.needs_answer]
+    if not challenges:
+        raise UserError(
+            f"Link {snapshot.link_id} waits for approval on the device; there is nothing to answer."
+        )
+    return [
+        ChallengeAnswer(challenge_id=challenge.id, value=ask_challenge(challenge, terminal))
+        for challenge in challenges
+    ]
 
 
 async def answer_interactively(
     links: LinkClient, snapshot: LinkSnapshot, terminal: Terminal, as_json: bool
 ) -> LinkSnapshot:
     """Prompt for every challenge round until the link leaves MFA_REQUIRED."""
-    while snapshot.status is LinkStatus.MFA_REQUIRED:
-        pending = snapshot.pending_challenges
-        deadline = min((c.deadline for c in pending if c.deadline), default=None)
-        if deadline and not as_json:
-            terminal.say(f"\nThe provider asks (answer by {deadline:%H:%M:%S} UTC):")
-        answers = [
-            ChallengeAnswer(challenge_id=c.id, value=ask_challenge(c, terminal))
-            for c in pending
-            if c.kind.needs_answer
-        ]
-        if not answers:
-            for challenge in pending:
-                terminal.say(f"\n{challenge.prompt}")
-            terminal.say("Waiting for your approval on the device...")
-            snapshot = await links.wait_for(snapshot.link_id, SETTLED - {LinkStatus.MFA_REQUIRED})
-            continue
-        try:
-            snapshot = await links.submit_mfa(snapshot.link_id, MfaSubmission(answers=answers))
-        except AnswerRefused as refusal:
-            terminal.say(f"Refused: {refusal}")
-            snapshot = await links.snapshot(snapshot.link_id)
-            continue
-        if snapshot.status is LinkStatus.CONNECTING:
-            snapshot = await links.wait_for(snapshot.link_id, SETTLED)
+    try:
+        while snapshot.status is LinkStatus.MFA_REQUIRED:
+            snapshot = await answer_one_round(links, snapshot, terminal, as_json)
+    except NoInput:
+        raise NoInput(
+            "No input: no answer given. The link waits until its deadline; answer later with"
+            f" `python starter.py answer {snapshot.link_id}`."
+        ) from None
     return snapshot
 
 
-def parse_answers(values: Sequence[str], pending: list[Challenge]) -> list[ChallengeAnswer]:
-    if len(values) == 1 and "=" not in values[0]:
-        if len(pending) != 1:
-            raise UserError(
-                f"{len(pending)} challenges are pending; answer each as CHALLENGE_ID=VALUE."
-            )
-        return [ChallengeAnswer(challenge_id=pending[0].id, value=values[0])]
-    answers = []
-    for value in values:
-        challenge_id, separator, answer = value.partition("=")
-        if not separator:
-            raise UserError(f"{value!r} is not CHALLENGE_ID=VALUE.")
-        answers.append(ChallengeAnswer(challenge_id=challenge_id, value=answer))
-    return answers
+async def answer_one_round(
+    links: LinkClient, snapshot: LinkSnapshot, terminal: Terminal, as_json: bool
+) -> LinkSnapshot:
+    pending = snapshot.pending_challenges
+    deadline = min((c.deadline for c in pending if c.deadline), default=None)
+    if deadline and not as_json:
+        terminal.say(f"\nThe provider asks (answer by {deadline:%H:%M:%S} UTC):")
+    if not any(challenge.kind.needs_answer for challenge in pending):
+        for challenge in pending:
+            terminal.say(f"\n{challenge.prompt}")
+        terminal.say("Waiting for your approval on the device...")
+        return await links.wait_for(snapshot.link_id, SETTLED - {LinkStatus.MFA_REQUIRED})
+    answers = ask_round(snapshot, terminal)
+    try:
+        snapshot = await links.submit_mfa(snapshot.link_id, MfaSubmission(answers=answers))
+    except AnswerRefused as refusal:
+        terminal.say(f"Refused: {terminal.masked(str(refusal))}")
+        return await links.snapshot(snapshot.link_id)
+    if snapshot.status is LinkStatus.CONNECTING:
+        snapshot = await links.wait_for(snapshot.link_id, SETTLED)
+    return snapshot
 
 
 # ------------------------------------------------------------------ subcommands
 
 
-def password_of(args: argparse.Namespace, terminal: Terminal, what: str = "Password") -> str:
-    """`--password`, or asked for without echo."""
-    password: str | None = args.password
-    if password is None:
-        password = terminal.ask(f"{what} for {args.username}: ", secret=True)
-    return password
+def use_the_dev_stack_codec_key() -> None:
+    """Point the client at the dev stack's codec key when no key is configured.
+
+    starter.py is the dev stack's companion in the terminal, so with no key of its own it uses
+    the one `python3 dev.py demo` keeps under .linkflow/; every other process is configured
+    explicitly. Before that key exists, nothing changes.
+    """
+    configured = ("LINKFLOW_CODEC_KEYS", "LINKFLOW_CODEC_KEY_FILE")
+    if any(os.environ.get(name, "").strip() for name in configured):
+        return
+    if DEV_STACK_CODEC_KEY_FILE.is_file():
+        os.environ["LINKFLOW_CODEC_KEY_FILE"] = str(DEV_STACK_CODEC_KEY_FILE)
+
+
+async def connect_links() -> LinkClient:
+    use_the_dev_stack_codec_key()
+    try:
+        return await LinkClient.connect()
+    except ConfigurationError:
+        raise
+    except RuntimeError as error:
+        if "connect" not in str(error).lower():
+            raise
+        raise UserError(
+            f"cannot reach Temporal at {TemporalSettings.from_env().address}."
+            " Is the dev server running? (`python3 dev.py demo` starts one.)"
+        ) from None
 
 
 async def cmd_link(args: argparse.Namespace, terminal: Terminal) -> int:
+    password = read_password(terminal, f"Password for {args.username}: ")
+    return await link(args, password, terminal)
+
+
+async def link(args: argparse.Namespace, password: str, terminal: Terminal) -> int:
+    """Start the link, then answer its MFA in the terminal until it settles."""
     request = LinkRequest(
         provider=args.provider,
         user_ref=args.user_ref or f"cli-{args.username}",
-        credentials=Credentials(username=args.username, password=password_of(args, terminal)),
+        credentials=Credentials(username=args.username, password=password),
         options=LinkOptions(mfa_timeout_seconds=args.mfa_timeout),
     )
-    links = await LinkClient.connect()
+    links = await connect_links()
     link_id = await links.start_link(request, args.link_id)
     if args.no_wait:
-        if args.json:
-            terminal.say(json.dumps({"link_id": link_id}))
-        else:
-            terminal.say(f"Started link {link_id}")
+        terminal.show(json.dumps({"link_id": link_id}) if args.json else f"Started link {link_id}")
         return EXIT_OK
     if not args.json:
         terminal.say(f"Started link {link_id}")
         terminal.say(f"Watch it in Temporal Web: {web_url(link_id)}")
     snapshot = await links.wait_for(link_id, SETTLED)
-    try:
-        snapshot = await answer_interactively(links, snapshot, terminal, args.json)
-    except EOFError:
-        terminal.say(
-            f"\nNo answer given. The link waits until its deadline; answer later with:\n"
-            f"  python starter.py answer {link_id}"
-        )
-        return EXIT_ERROR
+    snapshot = await answer_interactively(links, snapshot, terminal, args.json)
     terminal.say()
     print_snapshot(snapshot, args.json, terminal)
     return exit_status_of(snapshot)
 
 
 async def cmd_status(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
+    links = await connect_links()
     print_snapshot(await links.snapshot(args.link_id), args.json, terminal)
     return EXIT_OK
 
 
 async def cmd_answer(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
+    """A person at a terminal answers round after round; a pipe or the variable answers one."""
+    scripted = scripted_answer_lines(terminal)
+    links = await connect_links()
     snapshot = await links.snapshot(args.link_id)
-    if not args.answers:
-        if snapshot.status is not LinkStatus.MFA_REQUIRED:
-            raise UserError(f"Link {args.link_id} has no pending challenge ({snapshot.status}).")
+    if args.challenge is None and snapshot.status is not LinkStatus.MFA_REQUIRED:
+        raise UserError(f"Link {args.link_id} has no pending challenge ({snapshot.status.value}).")
+    one_round = bool(scripted is not None or args.challenge or args.signal)
+    if not one_round and terminal.interactive:
         snapshot = await answer_interactively(links, snapshot, terminal, args.json)
         print_snapshot(snapshot, args.json, terminal)
         return exit_status_of(snapshot)
-    submission = MfaSubmission(answers=parse_answers(args.answers, snapshot.pending_challenges))
+    if scripted is not None:
+        answers = scripted_answers(scripted, snapshot.pending_challenges, args.challenge)
+    else:
+        answers = ask_round(snapshot, terminal, args.challenge)
+    submission = MfaSubmission(answers=answers)
     if args.signal:
         await links.signal_mfa(args.link_id, submission)
         terminal.say("Answer signalled; `status` shows whether the link took it.")
@@ -254,35 +415,49 @@ async def after_login_again(
     return exit_status_of(snapshot)
 
 
+async def connect_to_link(link_id: str) -> LinkClient:
+    """Connect, and read the link once before an update waits on it.
+
+    An update to a link no worker runs waits for one indefinitely; a query gives up, so an
+    unknown link, or one nobody can answer for, is one line now instead of a hang.
+    """
+    links = await connect_links()
+    await links.snapshot(link_id)
+    return links
+
+
 async def cmd_reauthenticate(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
+    links = await connect_to_link(args.link_id)
     return await after_login_again(links, await links.reauthenticate(args.link_id), args, terminal)
 
 
 async def cmd_update_credentials(args: argparse.Namespace, terminal: Terminal) -> int:
-    credentials = Credentials(
-        username=args.username, password=password_of(args, terminal, "New password")
-    )
-    links = await LinkClient.connect()
+    password = read_password(terminal, f"New password for {args.username}: ")
+    credentials = Credentials(username=args.username, password=password)
+    links = await connect_to_link(args.link_id)
     snapshot = await links.update_credentials(args.link_id, credentials)
     return await after_login_again(links, snapshot, args, terminal)
 
 
 async def cmd_resolve_hold(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
+    links = await connect_to_link(args.link_id)
     print_snapshot(await links.resolve_hold(args.link_id), args.json, terminal)
     return EXIT_OK
 
 
 async def cmd_unlink(args: argparse.Namespace, terminal: Terminal) -> int:
-    links = await LinkClient.connect()
+    links = await connect_to_link(args.link_id)
     print_snapshot(await links.unlink(args.link_id), args.json, terminal)
     return EXIT_OK
 
 
 async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
-    ports = StackPorts(temporal=args.temporal_port, ui=args.ui_port, sandbox=args.sandbox_port)
-    terminal.say("Starting the Temporal dev server, the provider sandbox and a worker...")
+    ports = StackPorts(
+        temporal=args.temporal_port, ui=args.ui_port, sandbox=args.sandbox_port, api=args.api_port
+    )
+    terminal.say(
+        "Starting the Temporal dev server, the provider sandbox, the codec server and a worker..."
+    )
     with running_stack(ports, args.state_dir) as stack:
         terminal.say(f"Temporal Web: {ports.ui_url}   (logs in {stack.log_dir})")
         os.environ.update(stack.client_env())
@@ -294,14 +469,13 @@ async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
         link_args = argparse.Namespace(
             provider=Provider(args.provider),
             username=args.username,
-            password="pass_good",
             user_ref=None,
             link_id=None,
             mfa_timeout=300,
             no_wait=False,
             json=False,
         )
-        status = await cmd_link(link_args, terminal)
+        status = await link(link_args, "pass_good", terminal)
         if args.exit_when_done or not terminal.interactive:
             return status
         terminal.say(
@@ -319,18 +493,32 @@ def web_url(link_id: str) -> str:
 # ------------------------------------------------------------------ argument parsing
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line and exit status 1 (2 means "refused" here)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="starter.py", description="Start, answer, inspect and demo account links."
+    parser = ArgumentParser(
+        prog="starter.py",
+        description="Start, answer, inspect and demo account links.",
+        epilog=f"Secrets: {NEVER_FROM_ARGV}.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    link = commands.add_parser("link", help="start a link and answer its MFA in the terminal")
+    link = commands.add_parser(
+        "link",
+        help="start a link and answer its MFA in the terminal",
+        description="Start a link. The password is asked for, or read from stdin's first line"
+        f" when it is not a terminal, or taken from {PASSWORD_VARIABLE}.",
+    )
     link.add_argument(
         "--provider", type=Provider, choices=IMPLEMENTED_PROVIDERS, default=Provider.MX
     )
     link.add_argument("--username", required=True)
-    link.add_argument("--password", help="prompted for when omitted")
     link.add_argument("--user-ref", help="your app's reference for the end user")
     link.add_argument("--link-id", help="a link id of your own; the same id never starts twice")
     link.add_argument("--mfa-timeout", type=int, default=300, help="seconds per MFA round")
@@ -341,11 +529,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("link_id")
     status.add_argument("--json", action="store_true")
 
-    answer = commands.add_parser("answer", help="answer a link's pending challenges")
-    answer.add_argument("link_id")
-    answer.add_argument(
-        "answers", nargs="*", help="CHALLENGE_ID=VALUE, or one VALUE; prompted for when omitted"
+    answer = commands.add_parser(
+        "answer",
+        help="answer a link's pending challenges",
+        description="Answer the pending challenges: at a terminal, round after round until the"
+        " link leaves MFA_REQUIRED; from a pipe (one line per challenge) or from"
+        f" {ANSWERS_VARIABLE} (one VALUE for the one pending challenge, or CHALLENGE_ID=VALUE"
+        " lines), the pending round only.",
     )
+    answer.add_argument("link_id")
+    answer.add_argument("--challenge", help="answer this challenge id only")
     answer.add_argument("--signal", action="store_true", help="send by signal, not update")
     answer.add_argument("--json", action="store_true")
 
@@ -356,11 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
     reauthenticate.add_argument("--json", action="store_true")
 
     update = commands.add_parser(
-        "update-credentials", help="resume a link whose password changed, with the new one"
+        "update-credentials",
+        help="resume a link whose password changed, with the new one",
+        description="The new password is asked for, or read from stdin's first line when it is"
+        f" not a terminal, or taken from {PASSWORD_VARIABLE}.",
     )
     update.add_argument("link_id")
     update.add_argument("--username", required=True)
-    update.add_argument("--password", help="prompted for when omitted")
     update.add_argument("--json", action="store_true")
 
     resolve = commands.add_parser("resolve-hold", help="tell a held link the user has acted")
@@ -377,11 +572,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--temporal-port", type=int, default=7233)
     demo.add_argument("--ui-port", type=int, default=8233)
     demo.add_argument("--sandbox-port", type=int, default=8099)
+    demo.add_argument("--api-port", type=int, default=8098, help="the codec server's port")
     demo.add_argument("--state-dir", type=Path, default=STATE_DIR)
     demo.add_argument(
         "--exit-when-done", action="store_true", help="stop the stack once the link settles"
     )
     return parser
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse argv, refusing anything left over without repeating it: it may be a secret."""
+    args, leftover = build_parser().parse_known_args(argv)
+    if any(word.startswith("--password") for word in leftover):
+        raise UserError(f"--password is not taken: {NEVER_FROM_ARGV}.")
+    if leftover:
+        raise UserError(
+            f"{len(leftover)} unexpected argument(s), not repeated here in case they are secrets:"
+            f" {NEVER_FROM_ARGV}."
+        )
+    return args
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Terminal], Awaitable[int]]] = {
@@ -396,30 +605,57 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Terminal], Awaitable[int]]] = 
 }
 
 
-async def run(argv: Sequence[str], terminal: Terminal) -> int:
-    args = build_parser().parse_args(argv)
+# ------------------------------------------------------------------ errors out
+
+
+def fail(terminal: Terminal, text: str, status: int = EXIT_ERROR) -> int:
+    """Print one line on stderr, with every secret this process read masked."""
+    line = " ".join(terminal.masked(text).split())
+    if len(line) > LONGEST_ERROR_LINE:
+        line = line[: LONGEST_ERROR_LINE - 1] + "…"
+    print(line, file=sys.stderr, flush=True)
+    return status
+
+
+def invalid_input(error: ValidationError) -> str:
+    """Name each invalid field and what is wrong with it, never the value given."""
+    problems = "; ".join(
+        f"{'.'.join(map(str, problem['loc'])) or 'value'}: {problem['msg']}"
+        for problem in error.errors(include_input=False, include_url=False)
+    )
+    return f"error: invalid input: {problems}"
+
+
+async def run(args: argparse.Namespace, terminal: Terminal) -> int:
+    """Run one subcommand; every way it can fail ends here as one line and an exit status."""
     command = COMMANDS[args.command]
+    link_id = getattr(args, "link_id", None) or "LINK_ID"
+    unanswered = (
+        f"error: link {link_id} did not answer in time; is a worker running?"
+        f" (`python starter.py status {link_id}` shows where it stands.)"
+    )
     try:
         return await command(args, terminal)
-    except (UserError, StackError, LinkNotFound) as error:
+    except LinkRefused as refusal:
+        return fail(terminal, f"refused: {refusal}", EXIT_REFUSED)
+    except (UserError, LinkNotFound, ConfigurationError) as error:
+        return fail(terminal, f"error: {error}")
+    except StackError as error:
+        # The dev stack's own diagnostics (a log tail) are worth their several lines.
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
-    except LinkRefused as refusal:
-        print(f"refused: {refusal}", file=sys.stderr)
-        return EXIT_REFUSED
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        print(f"error: invalid input: {problems}", file=sys.stderr)
-        return EXIT_ERROR
-    except RuntimeError as error:
-        if "connect" in str(error).lower():
-            print(
-                f"error: cannot reach Temporal at {TemporalSettings.from_env().address}."
-                " Is the dev server running? (`python3 dev.py demo` starts one.)",
-                file=sys.stderr,
-            )
-            return EXIT_ERROR
-        raise
+        return fail(terminal, invalid_input(error))
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+        return fail(terminal, f"error: link {link_id} cannot be read now: {error}")
+    except (TimeoutError, RPCTimeoutOrCancelledError):
+        return fail(terminal, unanswered)
+    except RPCError as error:
+        if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+            return fail(terminal, unanswered)
+        return fail(terminal, f"error: Temporal refused the call ({error.status.name}): {error}")
+    except Exception as error:  # the CLI's promise: one line, never a traceback
+        return fail(terminal, f"error: unexpected {type(error).__name__}: {error}")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
@@ -431,12 +667,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     # cleanup; asyncio.run's own SIGINT handling would only cancel the task on the first press.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    terminal = Terminal()
+    # With stdin closed (`<&-`) there is nothing to read: every prompt meets end of input.
+    terminal = Terminal(stdin=sys.stdin if sys.stdin is not None else io.StringIO())
     try:
-        status = asyncio.run(run(sys.argv[1:] if argv is None else argv, terminal))
-    except KeyboardInterrupt:
+        args = parse(sys.argv[1:] if argv is None else argv)
+        if getattr(args, "json", False):
+            terminal.talk = sys.stderr
+        status = asyncio.run(run(args, terminal))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # The newline moves off the prompt that ^C interrupted.
         print("\nStopped.", file=sys.stderr)
-        status = 130
+        status = EXIT_INTERRUPTED
+    except (UserError, ConfigurationError) as error:
+        status = fail(terminal, f"error: {error}")
+    except Exception as error:  # the CLI's promise: one line, never a traceback
+        status = fail(terminal, f"error: unexpected {type(error).__name__}: {error}")
     exit_now(status)
 
 

@@ -1,8 +1,8 @@
 """End to end, as a user runs it: separate processes, driven through starter.py.
 
 The dev server, the sandbox and the worker each run as their own process (the same `DevStack`
-the demo uses, on free ports), and every step goes through the CLI in a subprocess, with answers
-typed on its standard input.
+the demo uses, on free ports), and every step goes through the CLI in a subprocess, with the
+password and answers typed on its standard input as a person would.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 
 def free_ports() -> StackPorts:
-    return StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port())
+    return StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +38,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         stack.stop()
 
 
+# Where starter.py reads secrets from besides its prompt; each test sets them explicitly.
+SECRET_VARIABLES = ("LINKFLOW_PASSWORD", "LINKFLOW_ANSWERS")
+
+
+def starter_env(stack: DevStack, **variables: str) -> dict[str, str]:
+    env = {name: value for name, value in stack.env().items() if name not in SECRET_VARIABLES}
+    return env | variables
+
+
 def starter(
-    stack: DevStack, *args: str, stdin: str = "", timeout: float = 90
+    stack: DevStack,
+    *args: str,
+    stdin: str = "",
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run starter.py to the end; `stdin` is what a person would type, password first."""
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "starter.py"), *args],
         input=stdin,
         capture_output=True,
         text=True,
-        env=stack.env(),
+        env=starter_env(stack) | (env or {}),
         timeout=timeout,
         cwd=PROJECT_ROOT,
     )
@@ -60,9 +74,7 @@ def test_interactive_link_through_phone_and_code(stack: DevStack) -> None:
         "mx",
         "--username",
         "user_otp",
-        "--password",
-        "pass_good",
-        stdin="1\ncorrect\n",
+        stdin="pass_good\n1\ncorrect\n",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Where should we text your one-time code?" in run.stdout
@@ -93,9 +105,7 @@ def test_every_provider_links_interactively(stack: DevStack, provider: Provider)
         provider.value,
         "--username",
         "user_otp",
-        "--password",
-        "pass_good",
-        stdin=OTP_TYPING[provider],
+        stdin="pass_good\n" + OTP_TYPING[provider],
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert ": CONNECTED" in run.stdout
@@ -112,8 +122,7 @@ def test_push_approval_waits_for_the_device(stack: DevStack) -> None:
         "unbill",
         "--username",
         "mfa-required-prompt",
-        "--password",
-        "pass_good",
+        stdin="pass_good\n",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Approve the sign-in request" in run.stdout
@@ -124,7 +133,7 @@ def test_push_approval_waits_for_the_device(stack: DevStack) -> None:
 def test_hold_resolved_then_unlinked_from_the_cli(stack: DevStack) -> None:
     link_id = f"cli-hold-{uuid.uuid4().hex[:8]}"
     held = starter(
-        stack, "link", "--username", "user_hold", "--password", "pass_good", "--link-id", link_id
+        stack, "link", "--username", "user_hold", "--link-id", link_id, stdin="pass_good\n"
     )
     assert held.returncode == 0, held.stdout + held.stderr
     assert "ACTION_REQUIRED" in held.stdout
@@ -148,17 +157,17 @@ def test_hold_resolved_then_unlinked_from_the_cli(stack: DevStack) -> None:
 
 
 def test_scripted_link_with_status_and_answer(stack: DevStack) -> None:
+    password = {"LINKFLOW_PASSWORD": "pass_good"}
     started = starter(
         stack,
         "link",
         "--username",
         "user_mfa",
-        "--password",
-        "pass_good",
         "--link-id",
         "link-e2e-scripted",
         "--no-wait",
         "--json",
+        env=password,
     )
     assert started.returncode == 0, started.stderr
     link_id = json.loads(started.stdout)["link_id"]
@@ -174,26 +183,28 @@ def test_scripted_link_with_status_and_answer(stack: DevStack) -> None:
     assert snapshot["status"] == "MFA_REQUIRED"
     assert snapshot["pending_challenges"][0]["kind"] == "text"
 
-    refused = starter(stack, "answer", link_id, "CRD-not-a-challenge=correct")
+    refused = starter(
+        stack, "answer", link_id, "--challenge", "CRD-not-a-challenge", stdin="correct\n"
+    )
     assert refused.returncode == 2
     assert refused.stderr.startswith("refused: Unknown challenge")
     assert "Traceback" not in refused.stderr
 
-    answered = starter(stack, "answer", link_id, "correct", "--json")
+    answered = starter(stack, "answer", link_id, "--json", stdin="correct\n")
     assert answered.returncode == 0, answered.stderr
     result = json.loads(answered.stdout)
     assert result["status"] == "CONNECTED"
     assert len(result["accounts"]) == 2
 
     again = starter(
-        stack, "link", "--username", "user_mfa", "--password", "pass_good",
-        "--link-id", link_id, "--no-wait", "--json",
+        stack, "link", "--username", "user_mfa", "--link-id", link_id, "--no-wait", "--json",
+        env=password,
     )  # fmt: skip
     assert json.loads(again.stdout)["link_id"] == link_id
 
 
 def test_bad_credentials_exit_non_zero_with_the_reason(stack: DevStack) -> None:
-    run = starter(stack, "link", "--username", "user_bad", "--password", "pass_good", "--json")
+    run = starter(stack, "link", "--username", "user_bad", "--json", stdin="pass_good\n")
     assert run.returncode == 3
     assert json.loads(run.stdout)["reason"] == "INVALID_CREDENTIALS"
 
@@ -206,6 +217,7 @@ def test_unknown_link_is_one_clear_line(stack: DevStack) -> None:
 
 def test_unreachable_temporal_is_one_clear_line(tmp_path: Path) -> None:
     idle = DevStack(ports=free_ports(), state_dir=tmp_path)
+    idle.ensure_keys()
     run = starter(idle, "status", "link-x", timeout=60)
     assert run.returncode == 1
     assert "cannot reach Temporal" in run.stderr
@@ -223,6 +235,8 @@ def demo_command(ports: StackPorts, state_dir: Path, *extra: str) -> list[str]:
         str(ports.ui),
         "--sandbox-port",
         str(ports.sandbox),
+        "--api-port",
+        str(ports.api),
         "--state-dir",
         str(state_dir),
         *extra,
@@ -243,7 +257,7 @@ def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
     assert f"Temporal Web: http://localhost:{ports.ui}" in run.stdout
     assert ": CONNECTED" in run.stdout
     assert (tmp_path / "temporal.db").exists()
-    for port in (ports.temporal, ports.ui, ports.sandbox):
+    for port in ports.all():
         assert not port_is_open(port), f"port {port} still listening after the demo"
 
 
@@ -263,12 +277,12 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
         chunk = demo.stdout.read(1)
         assert chunk, f"the demo ended early: {seen}{demo.communicate()[1]}"
         seen += chunk
-    assert all(port_is_open(port) for port in (ports.temporal, ports.ui, ports.sandbox))
+    assert all(port_is_open(port) for port in ports.all())
 
     demo.send_signal(signal.SIGINT)
     _, stderr = demo.communicate(timeout=60)
 
     assert demo.returncode == 130
     assert "Traceback" not in stderr
-    for port in (ports.temporal, ports.ui, ports.sandbox):
+    for port in ports.all():
         assert not port_is_open(port), f"port {port} still listening after Ctrl-C"
