@@ -8,6 +8,8 @@ provider works, and the translation of every failure into a typed `ApplicationEr
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -21,6 +23,9 @@ from providers.base import Outcome, ProviderAdapter, ProviderState
 
 T = TypeVar("T")
 HEARTBEAT_EVERY_SECONDS = 5.0
+ADAPTER_ERROR = "ProviderAdapterError"
+
+logger = logging.getLogger(__name__)
 
 
 class LoginInput(BaseModel):
@@ -112,7 +117,7 @@ class ProviderActivities:
         except Exception as error:
             typed = to_application_error(error)
             if typed is None:
-                raise
+                raise _unexpected(error) from None
             raise typed from error
         finally:
             task.cancel()
@@ -201,6 +206,19 @@ class ProviderActivities:
         return await self._call_provider(
             adapter.resolve_hold(data.session, idempotency_key=idempotency_key())
         )
+
+
+def _unexpected(error: Exception) -> ApplicationError:
+    """An adapter's bug, reported by its type and place only.
+
+    Its message may quote what the adapter was handling (a credential, a provider's reply), and
+    an activity's failure message is stored in the link's history, so neither carries it.
+    """
+    where = "".join(traceback.format_tb(error.__traceback__))
+    logger.error("Unexpected %s in a provider adapter:\n%s", type(error).__name__, where)
+    return ApplicationError(
+        f"Unexpected {type(error).__name__} in the provider adapter.", type=ADAPTER_ERROR
+    )
 
 
 def _still_waiting(state: ProviderState, waiting: WaitInput) -> bool:
