@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     PlainSerializer,
     SecretStr,
     StringConstraints,
@@ -111,6 +112,7 @@ class ChallengeKind(StrEnum):
     IMAGE_OPTIONS = "image_options"
     DEVICE_CHOICE = "device_choice"
     PUSH_APPROVAL = "push_approval"
+    REDIRECT = "redirect"
 
     @property
     def has_options(self) -> bool:
@@ -122,8 +124,9 @@ class ChallengeKind(StrEnum):
 
     @property
     def needs_answer(self) -> bool:
-        """A push approval is granted on the user's device; the link only waits for it."""
-        return self is not ChallengeKind.PUSH_APPROVAL
+        """A push approval is granted on the user's device, and a redirect on the provider's own
+        page (an OAuth payroll login, say); for these the link only waits for the provider."""
+        return self not in (ChallengeKind.PUSH_APPROVAL, ChallengeKind.REDIRECT)
 
 
 class Credentials(BaseModel):
@@ -185,6 +188,11 @@ class LinkRequest(BaseModel):
     )
     credentials: Credentials
     options: LinkOptions = Field(default_factory=LinkOptions)
+    end_user_ip: IPvAnyAddress | None = Field(
+        default=None,
+        description="The end user's own IP address, for providers that ask for it on every call"
+        " (Synapse's X-SP-USER-IP); the worker's configured address is only a fallback.",
+    )
     carried: CarriedLink | None = Field(
         default=None,
         description="Set only by the link itself when it continues as a new run: the state it"
@@ -207,6 +215,10 @@ class Challenge(BaseModel):
     options: list[ChallengeOption] = Field(default_factory=list)
     image_data_uri: str | None = Field(
         default=None, description="A picture the question is about (MX's IMAGE_DATA)."
+    )
+    url: str | None = Field(
+        default=None,
+        description="Where a `redirect` challenge sends the user (the provider's own login page).",
     )
     deadline: datetime | None = None
 
