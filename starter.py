@@ -59,7 +59,7 @@ from linkflow.models import (
     Provider,
 )
 from linkflow.process import exit_now
-from providers.mapping import IMPLEMENTED_PROVIDERS
+from providers.registry import IMPLEMENTED_PROVIDERS
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_LINK_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}

@@ -6,10 +6,10 @@ the utility asks for multi-factor authentication the client submits a verificati
 (`POST .../mfa`, with `resubmission`) and then the one-time passcode (`POST .../otp`)
 (Arcadia's "Submit Multi-factor Authentication Method" page, kept in
 tests/fixtures/documents/arcadia_submit_mfa_method.txt). Every call carries a Bearer token from
-Arcadia's OAuth2 client-credentials endpoint and the `Arcadia-Version` header. `STATUS_MEANINGS`
-below is the one map from Arcadia's `statusDetail` words to linkflow's meaning; the README's table
-is checked against it. The shape of `currentJob` and the MFA bodies are the sandbox's assumptions
-(see sandbox/arcadia.py).
+Arcadia's OAuth2 client-credentials endpoint and the `Arcadia-Version` header. `STATUS_DETAILS`
+below is the one table of Arcadia's `statusDetail` words and their meaning for a link
+(`ArcadiaAdapter.STATUSES`); the README's tables are generated from it. The shape of
+`currentJob` and the MFA bodies are the sandbox's assumptions (see sandbox/arcadia.py).
 
 Arcadia keeps a request for MFA input open for a limited time, then ends the job in
 MULTI_FACTOR_AUTHENTICATION_TIMEOUT. Each challenge's `deadline` is that expiry, so the link never
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Self, Unpack
 
 import httpx
 
@@ -38,17 +38,22 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers.base import (
-    LifecycleByLoggingInAgain,
-    LinkFailure,
-    Outcome,
-    ProviderRejectedRequest,
-    ProviderState,
-    ProviderUnavailable,
-)
-from providers.http import make_client, raise_for_provider_status, read_json
-from providers.mapping import StatusMeaning, final, transient
+from providers.adapter import HttpAdapter, RequestOptions
+from providers.base import ProviderState
+from providers.errors import LinkFailure, ProviderRejectedRequest, ProviderUnavailable
+from providers.http import raise_for_provider_status
+from providers.json_fields import object_or_empty
 from providers.privacy import provider_word
+from providers.status import (
+    Outcome,
+    StatusMeaning,
+    StatusTable,
+    final,
+    in_progress,
+    linked,
+    needs_user,
+    transient,
+)
 
 API_VERSION = "2024-02-21"
 TOKEN_PATH = "/oauth2/token"
@@ -62,9 +67,6 @@ TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 # minutes is the sandbox's window too (sandbox/arcadia.py), and is used only when the request
 # itself carries no `expiresAt`.
 MFA_WINDOW_SECONDS = 600.0
-# Where Arcadia puts the code of a refusal: `{"error": ...}` (RFC 6749 for OAuth errors; an
-# assumption, shared with the sandbox, for the Plug API's own).
-ERROR_CODE_FIELD = ("error",)
 
 CONNECTION_SUCCESS = "CONNECTION_SUCCESS"
 CONNECTION_IN_PROGRESS = "CONNECTION_IN_PROGRESS"
@@ -74,7 +76,7 @@ JOB_WAITING_FOR_INPUT = "WAITING_FOR_INPUT"
 VERIFICATION_METHOD = "VERIFICATION_METHOD"
 ONE_TIME_PASSCODE = "ONE_TIME_PASSCODE"
 
-IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your utility.")
+IN_PROGRESS = in_progress("Connecting to your utility.")
 PROVIDER_HOLD = LinkReason.PROVIDER_HOLD
 
 # How `status` and `statusDetail` combine (see `state_from_credential`):
@@ -86,88 +88,85 @@ PROVIDER_HOLD = LinkReason.PROVIDER_HOLD
 # 3. `status` qualifies it: a success detail under a status other than CONNECTION_SUCCESS is still
 #    in progress, and a detail linkflow does not know falls back on `status` (SUCCESS: linked,
 #    IN_PROGRESS: pending, FAILURE: a provider error).
-STATUS_MEANINGS: dict[str, StatusMeaning] = {
-    "LOGIN_AND_DATA_DISCOVERY_SUCCESS": StatusMeaning(
-        Outcome.LINKED, message="Your utility account is connected."
-    ),
-    "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": StatusMeaning(
-        Outcome.LINKED,
-        message="Your utility account is connected, with its smart-meter (interval) data.",
-    ),
-    "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": StatusMeaning(
-        Outcome.LINKED,
-        message="Your utility account is connected, but no smart-meter (interval) data was"
-        " found: only bills and usage totals are available.",
-    ),
-    "DATA_EXTRACTION_IN_PROGRESS": IN_PROGRESS,
-    "ISSUE_UNDER_REVIEW": StatusMeaning(
-        Outcome.PENDING,
-        message="Arcadia is looking into a problem with your utility's website; the connection"
-        " will go on once it is solved.",
-    ),
-    "PROVIDER_WEBSITE_INACCESSIBLE": transient("Your utility's website cannot be reached now."),
-    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": transient(
-        "Arcadia could not find its way through your utility's website."
-    ),
-    "INVALID_CREDENTIALS": final(
-        LinkReason.INVALID_CREDENTIALS,
-        "Your utility did not accept that username and password. Check them and try again.",
-    ),
-    "MULTI_FACTOR_AUTHENTICATION_FAILURE": final(
-        LinkReason.MFA_FAILED, "Your utility did not accept the verification code."
-    ),
-    "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": final(
-        LinkReason.MFA_TIMEOUT,
-        "Your utility's verification request expired before it was answered. Please start again.",
-    ),
-    "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": final(
-        LinkReason.UNSUPPORTED_MFA,
-        "Your utility asks for a kind of verification Arcadia cannot pass on. You may be able"
-        " to turn off two-step verification in your utility account's settings, then try again.",
-    ),
-    "UNSUPPORTED_CAPTCHA": final(
-        LinkReason.UNSUPPORTED_MFA,
-        "Your utility's website shows a CAPTCHA that Arcadia cannot pass. Link this account"
-        " another way or try again later.",
-    ),
-    "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.MFA_REFRESH_REQUIRED,
-        message="Your utility needs you to verify your identity again (a new one-time code)"
-        " before your data can be refreshed.",
-    ),
-    "REQUIRES_ENROLLMENT": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=PROVIDER_HOLD,
-        message="Your utility shares data only through its own data-access portal, and Arcadia"
-        " is enrolling your account there. Complete any enrollment request your utility sends"
-        " you; the connection goes on once the enrollment is done.",
-    ),
-    "EMAIL_APPROVAL": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=PROVIDER_HOLD,
-        message="Your utility has emailed you a request to approve data access. Open that email"
-        " and approve it; the connection goes on once it is approved.",
-    ),
-    "OTHER_ACCESS_LIMITATION": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=PROVIDER_HOLD,
-        message="Your utility account needs your attention (it may be locked, need a new"
-        " password, or need paperless billing turned on). Log in to your utility's website,"
-        " resolve the notice there, then try again.",
-    ),
-    # The emailed enrollment request was not approved: an out-of-band verification of the
-    # account holder that failed, hence MFA_FAILED.
-    "UNSUCCESSFUL_EMAIL_APPROVAL": final(
-        LinkReason.MFA_FAILED,
-        "The data-access request your utility emailed you was not approved. Please start again"
-        " and approve the email when it arrives.",
-    ),
-    "USER_REVOKED_ACCESS": final(
-        LinkReason.USER_REVOKED_ACCESS,
-        "Access to this utility account was revoked. Connect it again to share its data.",
-    ),
-}
+STATUS_DETAILS = StatusTable(
+    "Arcadia",
+    "statusDetail",
+    {
+        "LOGIN_AND_DATA_DISCOVERY_SUCCESS": linked("Your utility account is connected."),
+        "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": linked(
+            "Your utility account is connected, with its smart-meter (interval) data.",
+        ),
+        "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": linked(
+            "Your utility account is connected, but no smart-meter (interval) data was"
+            " found: only bills and usage totals are available.",
+        ),
+        "DATA_EXTRACTION_IN_PROGRESS": IN_PROGRESS,
+        "ISSUE_UNDER_REVIEW": in_progress(
+            "Arcadia is looking into a problem with your utility's website; the connection"
+            " will go on once it is solved.",
+        ),
+        "PROVIDER_WEBSITE_INACCESSIBLE": transient("Your utility's website cannot be reached now."),
+        "PROVIDER_WEBSITE_NAVIGATION_FAILURE": transient(
+            "Arcadia could not find its way through your utility's website."
+        ),
+        "INVALID_CREDENTIALS": final(
+            LinkReason.INVALID_CREDENTIALS,
+            "Your utility did not accept that username and password. Check them and try again.",
+        ),
+        "MULTI_FACTOR_AUTHENTICATION_FAILURE": final(
+            LinkReason.MFA_FAILED, "Your utility did not accept the verification code."
+        ),
+        "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": final(
+            LinkReason.MFA_TIMEOUT,
+            "Your utility's verification request expired before it was answered."
+            " Please start again.",
+        ),
+        "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": final(
+            LinkReason.UNSUPPORTED_MFA,
+            "Your utility asks for a kind of verification Arcadia cannot pass on. You may be"
+            " able to turn off two-step verification in your utility account's settings, then"
+            " try again.",
+        ),
+        "UNSUPPORTED_CAPTCHA": final(
+            LinkReason.UNSUPPORTED_MFA,
+            "Your utility's website shows a CAPTCHA that Arcadia cannot pass. Link this account"
+            " another way or try again later.",
+        ),
+        "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": needs_user(
+            LinkReason.MFA_REFRESH_REQUIRED,
+            "Your utility needs you to verify your identity again (a new one-time code)"
+            " before your data can be refreshed.",
+        ),
+        "REQUIRES_ENROLLMENT": needs_user(
+            PROVIDER_HOLD,
+            "Your utility shares data only through its own data-access portal, and Arcadia"
+            " is enrolling your account there. Complete any enrollment request your utility sends"
+            " you; the connection goes on once the enrollment is done.",
+        ),
+        "EMAIL_APPROVAL": needs_user(
+            PROVIDER_HOLD,
+            "Your utility has emailed you a request to approve data access. Open that email"
+            " and approve it; the connection goes on once it is approved.",
+        ),
+        "OTHER_ACCESS_LIMITATION": needs_user(
+            PROVIDER_HOLD,
+            "Your utility account needs your attention (it may be locked, need a new"
+            " password, or need paperless billing turned on). Log in to your utility's website,"
+            " resolve the notice there, then try again.",
+        ),
+        # The emailed enrollment request was not approved: an out-of-band verification of the
+        # account holder that failed, hence MFA_FAILED.
+        "UNSUCCESSFUL_EMAIL_APPROVAL": final(
+            LinkReason.MFA_FAILED,
+            "The data-access request your utility emailed you was not approved. Please start again"
+            " and approve the email when it arrives.",
+        ),
+        "USER_REVOKED_ACCESS": final(
+            LinkReason.USER_REVOKED_ACCESS,
+            "Access to this utility account was revoked. Connect it again to share its data.",
+        ),
+    },
+)
 
 # Arcadia's documented pairing of each `statusDetail` with its high-level `status` (its
 # "credential statuses" table); the sandbox keeps its own copy of the table, and a test holds the
@@ -194,35 +193,8 @@ HIGH_LEVEL_STATUS: dict[str, str] = {
 }
 
 
-def handling(meaning: StatusMeaning) -> str:
-    """Which of the README's groups a status belongs to, and what linkflow makes of it."""
-    if meaning.transient:
-        return "transient: retried with backoff, `PROVIDER_ERROR` when retries run out"
-    if meaning.failure is not None:
-        return f"terminal: `FAILED` ({meaning.failure.value})"
-    if meaning.outcome is Outcome.ACTION_REQUIRED:
-        reason = meaning.reason.value if meaning.reason else "-"
-        return f"needs the user: `ACTION_REQUIRED` ({reason})"
-    if meaning.outcome is Outcome.PENDING:
-        return "in progress: `CONNECTING`, followed with durable polling"
-    return "`CONNECTED`"
-
-
-def status_table() -> str:
-    """Arcadia's statuses grouped by high-level `status`, as the README shows them."""
-    rows = ["| `status` | `statusDetail` | linkflow |", "|---|---|---|"]
-    for status in (CONNECTION_SUCCESS, CONNECTION_IN_PROGRESS, CONNECTION_FAILURE):
-        rows += [
-            f"| `{status}` | `{detail}` | {handling(meaning)} |"
-            for detail, meaning in STATUS_MEANINGS.items()
-            if HIGH_LEVEL_STATUS[detail] == status
-        ]
-    return "\n".join(rows)
-
-
-STATUS_FIELD = "statusDetail"
 # The `type` of `currentJob.mfa` (an assumption, see sandbox/arcadia.py).
-CHALLENGE_KINDS: dict[str, ChallengeKind] = {
+MFA_TYPES: dict[str, ChallengeKind] = {
     VERIFICATION_METHOD: ChallengeKind.DEVICE_CHOICE,
     ONE_TIME_PASSCODE: ChallengeKind.CODE,
 }
@@ -257,7 +229,7 @@ def normalize_challenge(mfa: dict[str, Any], issued_at: datetime | None = None) 
     mfa_id, mfa_type = mfa.get("id"), mfa.get("type")
     if not isinstance(mfa_id, str) or not mfa_id:
         raise ProviderUnavailable("Arcadia asked for MFA input without an id.")
-    kind = CHALLENGE_KINDS.get(mfa_type) if isinstance(mfa_type, str) else None
+    kind = MFA_TYPES.get(mfa_type) if isinstance(mfa_type, str) else None
     if kind is None:
         word = provider_word(mfa_type)
         raise LinkFailure(
@@ -295,7 +267,7 @@ def normalize_challenge(mfa: dict[str, Any], issued_at: datetime | None = None) 
 def state_from_credential(credential: dict[str, Any], session: dict[str, str]) -> ProviderState:
     """Read Arcadia's credential object; raise for final failures and transient trouble."""
     status, detail = credential.get("status"), credential.get("statusDetail")
-    job = _dict(credential.get("currentJob"))
+    job = object_or_empty(credential.get("currentJob"))
     session = dict(session)
     if isinstance(credential.get("id"), str):
         session["credential_id"] = credential["id"]
@@ -313,15 +285,11 @@ def state_from_credential(credential: dict[str, Any], session: dict[str, str]) -
             challenges=[normalize_challenge(mfa, _datetime(credential.get("lastModifiedAt")))],
             message="Your utility needs to verify it is you.",
         )
-    meaning = STATUS_MEANINGS.get(detail) if isinstance(detail, str) else None
+    meaning = STATUS_DETAILS.meanings.get(detail) if isinstance(detail, str) else None
     if meaning is None:
         meaning = _fallback_meaning(status, detail)
     raw = provider_word(detail if isinstance(detail, str) else status)
-    if meaning.failure is not None:
-        raise LinkFailure(meaning.failure, raw, meaning.message)
-    if meaning.outcome is None:
-        raise ProviderUnavailable(f"Arcadia statusDetail is {raw}: {meaning.message}")
-    outcome, message = meaning.outcome, meaning.message
+    outcome, message = STATUS_DETAILS.outcome_of(raw, meaning), meaning.message
     if outcome is Outcome.LINKED and status != CONNECTION_SUCCESS:
         outcome, message = Outcome.PENDING, IN_PROGRESS.message
     return ProviderState(
@@ -335,7 +303,7 @@ def state_from_credential(credential: dict[str, Any], session: dict[str, str]) -
 
 def _fallback_meaning(status: object, detail: object) -> StatusMeaning:
     if status == CONNECTION_SUCCESS:
-        return STATUS_MEANINGS["LOGIN_AND_DATA_DISCOVERY_SUCCESS"]
+        return STATUS_DETAILS.meanings["LOGIN_AND_DATA_DISCOVERY_SUCCESS"]
     if status == CONNECTION_IN_PROGRESS:
         return IN_PROGRESS
     if status == CONNECTION_FAILURE:
@@ -347,7 +315,7 @@ def _fallback_meaning(status: object, detail: object) -> StatusMeaning:
     return transient(f"Arcadia sent a status linkflow does not know: {provider_word(status)}.")
 
 
-class ArcadiaAdapter(LifecycleByLoggingInAgain):
+class ArcadiaAdapter(HttpAdapter):
     """linkflow's `ProviderAdapter` for Arcadia.
 
     Session: `credential_id`, the current `job_id`, and `verification_method` once one was
@@ -355,6 +323,11 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
     """
 
     provider = Provider.ARCADIA
+    STATUSES = STATUS_DETAILS
+    CHALLENGE_KINDS: ClassVar[Mapping[str, ChallengeKind]] = MFA_TYPES
+    # Where Arcadia puts the code of a refusal: `{"error": ...}` (RFC 6749 for OAuth errors; an
+    # assumption, shared with the sandbox, for the Plug API's own).
+    ERROR_CODE_FIELD = ("error",)
 
     def __init__(
         self,
@@ -364,21 +337,26 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
         *,
         api_version: str = API_VERSION,
         default_provider_id: str | None = None,
-        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(base_url, transport=transport)
         self._client_id = client_id
         self._client_secret = client_secret
         self._api_version = api_version
         self._default_provider_id = default_provider_id
-        self._client = client or make_client(base_url)
         self._clock = clock
         self._token: str | None = None
         self._token_expires_at = 0.0
         self._token_lock = asyncio.Lock()
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        endpoint = settings.endpoint(
+            Provider.ARCADIA,
+            {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
+        )
+        return cls(endpoint.base_url, endpoint.keys["client_id"], endpoint.keys["client_secret"])
 
     # ------------------------------------------------------------------ HTTP
 
@@ -396,7 +374,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                     "client_secret": self._client_secret,
                 },
             )
-            raise_for_provider_status(response, "Arcadia", code_field=ERROR_CODE_FIELD)
+            raise_for_provider_status(response, self.name, code_field=self.ERROR_CODE_FIELD)
             try:
                 body = response.json()
                 token = body["access_token"]
@@ -409,45 +387,27 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
             self._token, self._token_expires_at = token, self._clock() + lifetime - margin
             return token, True
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> Any:
-        """Call Arcadia with a Bearer token and return the JSON body."""
-        token, fresh = await self._access_token()
-        response = await self._send(method, path, token, body, params, idempotency_key)
-        if response.status_code == 401 and not fresh:
-            # The cached token was revoked or expired early: fetch one new token, try once more.
-            token, _ = await self._access_token(stale=token)
-            response = await self._send(method, path, token, body, params, idempotency_key)
-        raise_for_provider_status(response, "Arcadia", code_field=ERROR_CODE_FIELD)
-        return read_json(response, "Arcadia")
-
     async def _send(
-        self,
-        method: str,
-        path: str,
-        token: str,
-        body: dict[str, Any] | None,
-        params: dict[str, Any] | None,
-        idempotency_key: str | None,
+        self, method: str, path: str, **options: Unpack[RequestOptions]
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Arcadia-Version": self._api_version}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        return await self._client.request(method, path, json=body, params=params, headers=headers)
+        """A Plug call, with a Bearer token and `Arcadia-Version`.
 
-    async def _credential(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        credential = await self._call(method, path, **kwargs)
-        if not isinstance(credential, dict):
-            raise ProviderUnavailable(f"Arcadia answered {method} {path} without a credential.")
-        return credential
+        A cached token Arcadia refuses (revoked, or expired early) is renewed once.
+        """
+        token, fresh = await self._access_token()
+        response = await super()._send(method, path, **self._authorized(options, token))
+        if response.status_code == 401 and not fresh:
+            token, _ = await self._access_token(stale=token)
+            response = await super()._send(method, path, **self._authorized(options, token))
+        return response
+
+    def _authorized(self, options: RequestOptions, token: str) -> RequestOptions:
+        authorized = options.copy()
+        authorized["headers"] = dict(options.get("headers") or {}) | {
+            "Authorization": f"Bearer {token}",
+            "Arcadia-Version": self._api_version,
+        }
+        return authorized
 
     # ------------------------------------------------------------------ the protocol
 
@@ -468,7 +428,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
         if provider_id:
             body["providerId"] = provider_id
         try:
-            credential = await self._credential(
+            credential = await self._object(
                 "POST", "/plug/credentials", body=body, idempotency_key=idempotency_key
             )
         except ProviderRejectedRequest as error:
@@ -488,7 +448,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
         return f"/plug/credentials/{session['credential_id']}"
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
-        return state_from_credential(await self._credential("GET", self._path(session)), session)
+        return state_from_credential(await self._object("GET", self._path(session)), session)
 
     async def answer(
         self,
@@ -532,7 +492,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                     f"Not sent to Arcadia: it never asks a {challenge.kind.value} challenge.", 400
                 )
             try:
-                credential = await self._credential(
+                credential = await self._object(
                     "POST",
                     f"{self._path(current)}/{path}",
                     body=body,
@@ -541,6 +501,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                     else f"{idempotency_key}-{challenge.id}",
                 )
             except ProviderRejectedRequest as refused:
+                # An answer after Arcadia's MFA window finds MULTI_FACTOR_AUTHENTICATION_TIMEOUT.
                 await self._raise_why_nothing_waits(current, refused)
                 raise
             state = state_from_credential(credential, current)
@@ -548,32 +509,11 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
             raise ProviderRejectedRequest("Not sent to Arcadia: no challenge to answer.", 400)
         return state
 
-    async def _raise_why_nothing_waits(
-        self, session: dict[str, str], refused: ProviderRejectedRequest
-    ) -> None:
-        """After Arcadia refused an answer, raise its final word on the job if it has one.
-
-        An answer after Arcadia's MFA window is refused because nothing waits for it any more;
-        the credential then says MULTI_FACTOR_AUTHENTICATION_TIMEOUT (or another final word),
-        which is what the link must end with. Returns when the job is still alive (a repeated or
-        stale answer), and the refusal stands.
-        """
-        if refused.status_code in (401, 403):
-            return
-        try:
-            credential = await self._credential("GET", self._path(session))
-        except ProviderRejectedRequest:
-            return
-        try:
-            state_from_credential(credential, session)
-        except LinkFailure as failure:
-            raise failure from refused
-
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
         accounts: list[Account] = []
         for page in range(MAX_PAGES):
             # Assumption: Arcadia's search expression and Spring-style page envelope.
-            body = await self._call(
+            body = await self._object(
                 "GET",
                 "/plug/accounts",
                 params={
@@ -582,10 +522,8 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
                     "size": PAGE_SIZE,
                 },
             )
-            if not isinstance(body, dict):
-                raise ProviderUnavailable("Arcadia answered GET /plug/accounts without a page.")
             accounts += [
-                _account(raw)
+                account_from_arcadia(raw)
                 for raw in body.get("content") or []
                 if isinstance(raw, dict) and raw.get("isActive", True) and raw.get("id")
             ]
@@ -595,15 +533,7 @@ class ArcadiaAdapter(LifecycleByLoggingInAgain):
 
     async def revoke(self, session: dict[str, str]) -> None:
         """Disable the credential (Arcadia disables its accounts with it)."""
-        try:
-            await self._call("POST", f"{self._path(session)}/disable")
-        except ProviderRejectedRequest as error:
-            if error.status_code != 404:
-                raise
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+        await self._unless_gone(self._json("POST", f"{self._path(session)}/disable"))
 
 
 def _datetime(value: object) -> datetime | None:
@@ -617,23 +547,14 @@ def _datetime(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _account(raw: dict[str, Any]) -> Account:
+def account_from_arcadia(raw: dict[str, Any]) -> Account:
+    """One of Arcadia's account objects as a linkflow `Account`."""
     number = str(raw.get("accountNumber") or "")
-    utility = str(_dict(raw.get("provider")).get("name") or "Utility")
+    utility = str(object_or_empty(raw.get("provider")).get("name") or "Utility")
     service = str(raw.get("serviceType") or "").replace("_", " ").title()
     return Account(
         id=str(raw["id"]),
         name=f"{utility} {service}".strip(),
         kind="UTILITY",
         mask=number[-4:] or None,
-    )
-
-
-def create_adapter(settings: ProviderSettings) -> ArcadiaAdapter:
-    endpoint = settings.endpoint(
-        Provider.ARCADIA,
-        {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"},
-    )
-    return ArcadiaAdapter(
-        endpoint.base_url, endpoint.keys["client_id"], endpoint.keys["client_secret"]
     )

@@ -8,16 +8,18 @@ typed errors, and the workflow decides what happens next.
 The shape fits all five seed providers: a login may come back linked, still in progress,
 challenged, or needing the user's action; answering a challenge and polling both return the same
 `ProviderState`; terminal business failures (bad credentials, unsupported MFA) are raised as
-`LinkFailure`, and transient trouble as `ProviderUnavailable`.
+`LinkFailure`, and transient trouble as `ProviderUnavailable` (both in `providers/errors.py`, and
+named here too for the activities and the workflow).
 
-A link lives on after it connects: `refresh`, `reauthenticate` and `resolve_hold` serve its later
-life. Providers without a dedicated route for one of them inherit `LifecycleByLoggingInAgain`,
-which reads the job's state or logs in afresh, as their APIs allow.
+An adapter also says what its provider's words mean (`ProviderTables`: its status table and its
+kinds of challenge), readable from its class, so the registry, the README's tables and mypy can
+check every provider the same way. A link lives on after it connects: `refresh`,
+`reauthenticate` and `resolve_hold` serve its later life.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from collections.abc import Mapping
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -26,21 +28,23 @@ from linkflow.models import (
     Account,
     Challenge,
     ChallengeAnswer,
+    ChallengeKind,
     LinkReason,
     LinkRequest,
     Provider,
 )
+from providers.errors import LinkFailure, ProviderRejectedRequest, ProviderUnavailable
+from providers.status import Outcome, StatusTable
 
-
-class Outcome(StrEnum):
-    LINKED = "LINKED"
-    """Logged in; accounts can be fetched."""
-    PENDING = "PENDING"
-    """The provider is still working; poll again."""
-    CHALLENGED = "CHALLENGED"
-    """The provider asks the end user one or more questions."""
-    ACTION_REQUIRED = "ACTION_REQUIRED"
-    """The user must act outside linkflow (a hold, an enrollment) before the link can go on."""
+__all__ = [
+    "LinkFailure",
+    "Outcome",
+    "ProviderAdapter",
+    "ProviderRejectedRequest",
+    "ProviderState",
+    "ProviderTables",
+    "ProviderUnavailable",
+]
 
 
 class ProviderState(BaseModel):
@@ -58,41 +62,25 @@ class ProviderState(BaseModel):
     message: str | None = Field(default=None, description="The provider's message for the user.")
 
 
-class LinkFailure(Exception):
-    """The provider gave a final answer: this login cannot succeed as it is. Never retried."""
+class ProviderTables(Protocol):
+    """What an adapter says about its provider's words; its class attributes answer it."""
 
-    def __init__(self, reason: LinkReason, raw_status: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.raw_status = raw_status
-        self.message = message
+    @property
+    def provider(self) -> Provider: ...
 
+    @property
+    def STATUSES(self) -> StatusTable:
+        """Every status word the provider documents, with its meaning for a link."""
+        ...
 
-class ProviderUnavailable(Exception):
-    """A transient provider failure (5xx, 408, 429, a timeout): worth retrying, maybe later."""
-
-    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-
-class ProviderRejectedRequest(Exception):
-    """The provider refused our request itself (4xx): a bug or a configuration error.
-
-    `error_code` is the provider's structured code for the refusal, when its body has one; the
-    message never quotes the body (it travels into Temporal history).
-    """
-
-    def __init__(self, message: str, status_code: int, *, error_code: str | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_code = error_code
+    @property
+    def CHALLENGE_KINDS(self) -> Mapping[str, ChallengeKind]:
+        """Each kind of MFA question the provider sends, as linkflow's `ChallengeKind`."""
+        ...
 
 
-class ProviderAdapter(Protocol):
+class ProviderAdapter(ProviderTables, Protocol):
     """One provider's API, spoken in linkflow's vocabulary."""
-
-    provider: Provider
 
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
@@ -145,31 +133,3 @@ class ProviderAdapter(Protocol):
     async def aclose(self) -> None:
         """Release the adapter's HTTP client."""
         ...
-
-
-class LifecycleByLoggingInAgain:
-    """The later-life calls for a provider whose API has no route of its own for them.
-
-    A refresh reads the job's state (these providers refresh on their own schedule), a
-    re-authentication is a fresh login, and a resolved hold is read back from the provider.
-    """
-
-    async def refresh(
-        self: ProviderAdapter, session: dict[str, str], *, idempotency_key: str
-    ) -> ProviderState:
-        return await self.poll(session)
-
-    async def reauthenticate(
-        self: ProviderAdapter,
-        link_id: str,
-        request: LinkRequest,
-        session: dict[str, str],
-        *,
-        idempotency_key: str,
-    ) -> ProviderState:
-        return await self.login(link_id, request, idempotency_key=idempotency_key)
-
-    async def resolve_hold(
-        self: ProviderAdapter, session: dict[str, str], *, idempotency_key: str
-    ) -> ProviderState:
-        return await self.poll(session)

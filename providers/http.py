@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from providers.base import ProviderRejectedRequest, ProviderUnavailable
+from providers.errors import ProviderRejectedRequest, ProviderUnavailable
 from providers.privacy import UNREADABLE_WORD, provider_word
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
@@ -32,14 +32,16 @@ def make_client(
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | tuple[str, str] | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
+    """A provider's client; `transport` replaces the network only (a test's in-process app)."""
     # `retries=0` is httpx's default; it is spelled out because Temporal must be the only retrier.
     return httpx.AsyncClient(
         base_url=base_url,
         headers=headers,
         auth=auth,
         timeout=timeout,
-        transport=httpx.AsyncHTTPTransport(retries=0),
+        transport=transport or httpx.AsyncHTTPTransport(retries=0),
     )
 
 
@@ -66,27 +68,23 @@ def idempotency_header(key: str | None, name: str = "Idempotency-Key") -> dict[s
     return {name: key} if key else {}
 
 
-def read_json(response: httpx.Response, provider: str, *, exact_numbers: bool = False) -> Any:
+def read_json(response: httpx.Response, provider: str) -> Any:
     """A successful response's JSON; a body that is not JSON is the provider's passing trouble.
 
-    `exact_numbers` reads decimals as `Decimal`, keeping amounts exactly as the provider wrote them.
+    Decimals are read as `Decimal`, keeping amounts exactly as the provider wrote them.
     """
     request = response.request
     try:
-        if exact_numbers:
-            return json.loads(response.text, parse_float=Decimal)
-        return response.json()
+        return json.loads(response.content, parse_float=Decimal)
     except ValueError as error:
         raise ProviderUnavailable(
             f"{provider} answered {request.method} {request.url.path} with invalid JSON."
         ) from error
 
 
-def read_object(
-    response: httpx.Response, provider: str, *, exact_numbers: bool = False
-) -> dict[str, Any]:
+def read_object(response: httpx.Response, provider: str) -> dict[str, Any]:
     """`read_json` for the many routes whose answer must be one JSON object."""
-    data = read_json(response, provider, exact_numbers=exact_numbers)
+    data = read_json(response, provider)
     if not isinstance(data, dict):
         request = response.request
         raise ProviderUnavailable(

@@ -4,8 +4,8 @@ MX aggregates bank data through a *member*: one user's login at one institution.
 starts a job; its `connection_status` says where the job stands, and when it is CHALLENGED the
 status carries the MFA `challenges`, answered all at once with `PUT .../resume` (MX's
 "Handling Multifactor Authentication" guide, kept in tests/fixtures/documents/mx_handling_mfa.txt).
-`CONNECTION_STATUSES` below is the one map from MX's status words to linkflow's meaning; the
-README's table is checked against it.
+`CONNECTION_STATUSES` below is the one table of MX's status words and their meaning for a link
+(`MxAdapter.STATUSES`); the README's table is generated from it.
 
 MX states no expiry time for a challenge, but a challenge the user leaves unanswered for longer
 than the bank allows ends the member EXPIRED. An answer that arrives after that is refused (the
@@ -16,7 +16,8 @@ member is no longer CHALLENGED); the adapter then reads the member, so the link 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any, ClassVar, NamedTuple, Self, Unpack
 
 import httpx
 
@@ -31,16 +32,21 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers.base import (
-    LinkFailure,
-    Outcome,
-    ProviderRejectedRequest,
-    ProviderState,
-    ProviderUnavailable,
-)
-from providers.http import idempotency_header, make_client, raise_for_provider_status, read_json
-from providers.mapping import StatusMeaning, final, transient
+from providers.adapter import HttpAdapter, RequestOptions
+from providers.base import ProviderState
+from providers.errors import LinkFailure, ProviderRejectedRequest, ProviderUnavailable
+from providers.json_fields import required_object, text
 from providers.privacy import provider_word
+from providers.status import (
+    Outcome,
+    StatusTable,
+    challenged,
+    final,
+    in_progress,
+    linked,
+    needs_user,
+    transient,
+)
 
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 PAGE_SIZE = 100
@@ -48,61 +54,63 @@ PAGE_SIZE = 100
 MAX_PAGES = 1000
 
 
-IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your bank.")
+IN_PROGRESS = in_progress("Connecting to your bank.")
 
 
-CONNECTION_STATUSES: dict[str, StatusMeaning] = {
-    "CREATED": IN_PROGRESS,
-    "PENDING": IN_PROGRESS,
-    "RESUMED": IN_PROGRESS,
-    "RECONNECTED": IN_PROGRESS,
-    "UPDATED": IN_PROGRESS,
-    "DELAYED": IN_PROGRESS,
-    "TRANSFERRED": IN_PROGRESS,
-    "CHALLENGED": StatusMeaning(
-        Outcome.CHALLENGED, message="Your bank needs you to answer a security question."
-    ),
-    "CONNECTED": StatusMeaning(Outcome.LINKED, message="Your bank account is connected."),
-    "DENIED": final(
-        LinkReason.INVALID_CREDENTIALS,
-        "Your bank did not accept that username and password. Check them and try again.",
-    ),
-    "REJECTED": final(
-        LinkReason.MFA_FAILED, "Your bank did not accept the answers to its security questions."
-    ),
-    "EXPIRED": final(
-        LinkReason.MFA_TIMEOUT,
-        "Your bank's security question expired before it was answered. Please start again.",
-    ),
-    "LOCKED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.ACCOUNT_LOCKED,
-        message="Your bank has locked your online account. Unlock it on your bank's website,"
-        " then try again.",
-    ),
-    "IMPEDED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.PROVIDER_HOLD,
-        message="Your bank needs your attention: log in to its website and respond to the"
-        " notice there, then try again.",
-    ),
-    "PREVENTED": final(
-        LinkReason.INSTITUTION_UNAVAILABLE,
-        "The connection to your bank was stopped after several failed attempts.",
-    ),
-    "DISABLED": final(
-        LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are turned off for now."
-    ),
-    "DISCONTINUED": final(
-        LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are no longer supported."
-    ),
-    "CLOSED": final(
-        LinkReason.INSTITUTION_UNAVAILABLE, "This connection to your bank has been closed."
-    ),
-    "DEGRADED": transient("MX reports its connection to the bank as degraded."),
-    "FAILED": transient("MX could not finish talking to the bank."),
-    "DISCONNECTED": transient("MX could not reach the bank."),
-}
+CONNECTION_STATUSES = StatusTable(
+    "MX",
+    "connection_status",
+    {
+        "CREATED": IN_PROGRESS,
+        "PENDING": IN_PROGRESS,
+        "RESUMED": IN_PROGRESS,
+        "RECONNECTED": IN_PROGRESS,
+        "UPDATED": IN_PROGRESS,
+        "DELAYED": IN_PROGRESS,
+        "TRANSFERRED": IN_PROGRESS,
+        "CHALLENGED": challenged("Your bank needs you to answer a security question."),
+        "CONNECTED": linked("Your bank account is connected."),
+        "DENIED": final(
+            LinkReason.INVALID_CREDENTIALS,
+            "Your bank did not accept that username and password. Check them and try again.",
+        ),
+        "REJECTED": final(
+            LinkReason.MFA_FAILED,
+            "Your bank did not accept the answers to its security questions.",
+        ),
+        "EXPIRED": final(
+            LinkReason.MFA_TIMEOUT,
+            "Your bank's security question expired before it was answered. Please start again.",
+        ),
+        "LOCKED": needs_user(
+            LinkReason.ACCOUNT_LOCKED,
+            "Your bank has locked your online account. Unlock it on your bank's website,"
+            " then try again.",
+        ),
+        "IMPEDED": needs_user(
+            LinkReason.PROVIDER_HOLD,
+            "Your bank needs your attention: log in to its website and respond to the"
+            " notice there, then try again.",
+        ),
+        "PREVENTED": final(
+            LinkReason.INSTITUTION_UNAVAILABLE,
+            "The connection to your bank was stopped after several failed attempts.",
+        ),
+        "DISABLED": final(
+            LinkReason.INSTITUTION_UNAVAILABLE, "Connections to this bank are turned off for now."
+        ),
+        "DISCONTINUED": final(
+            LinkReason.INSTITUTION_UNAVAILABLE,
+            "Connections to this bank are no longer supported.",
+        ),
+        "CLOSED": final(
+            LinkReason.INSTITUTION_UNAVAILABLE, "This connection to your bank has been closed."
+        ),
+        "DEGRADED": transient("MX reports its connection to the bank as degraded."),
+        "FAILED": transient("MX could not finish talking to the bank."),
+        "DISCONNECTED": transient("MX could not reach the bank."),
+    },
+)
 
 
 class ChallengeType(NamedTuple):
@@ -159,7 +167,7 @@ def normalize_challenge(raw: dict[str, Any]) -> Challenge:
             ChallengeOption(
                 value=str(option["value"]),
                 label=str(option.get("label") or option["value"]),
-                image_data_uri=_text(option.get("data_uri")),
+                image_data_uri=text(option.get("data_uri")),
             )
             for option in raw.get("options") or []
             if isinstance(option, dict) and option.get("value") is not None
@@ -169,25 +177,14 @@ def normalize_challenge(raw: dict[str, Any]) -> Challenge:
         kind=kind,
         prompt=label,
         options=options,
-        image_data_uri=_text(raw.get("image_data"))
-        if challenge_type.name == "IMAGE_DATA"
-        else None,
+        image_data_uri=text(raw.get("image_data")) if challenge_type.name == "IMAGE_DATA" else None,
     )
 
 
 def state_from_member(member: dict[str, Any], session: dict[str, str]) -> ProviderState:
     """Read MX's member (or member status) object; raise for final failures and trouble."""
-    status = member.get("connection_status")
-    meaning = CONNECTION_STATUSES.get(status) if isinstance(status, str) else None
-    if not isinstance(status, str) or meaning is None:
-        raise ProviderUnavailable(
-            f"MX sent a connection_status linkflow does not know: {provider_word(status)}."
-        )
-    if meaning.failure is not None:
-        raise LinkFailure(meaning.failure, status, meaning.message)
-    if meaning.outcome is None:
-        raise ProviderUnavailable(f"MX connection_status is {status}: {meaning.message}")
-    outcome = meaning.outcome
+    status, meaning = CONNECTION_STATUSES.meaning_of(member.get("connection_status"))
+    outcome = CONNECTION_STATUSES.outcome_of(status, meaning)
     message = meaning.message
     if outcome is Outcome.LINKED and member.get("is_being_aggregated"):
         # Connected, but MX is still gathering the accounts.
@@ -211,15 +208,18 @@ def state_from_member(member: dict[str, Any], session: dict[str, str]) -> Provid
     )
 
 
-STATUS_FIELD = "connection_status"
-STATUS_MEANINGS = CONNECTION_STATUSES
-CHALLENGE_KINDS = {t.name: t.kind for t in CHALLENGE_TYPES.values()}
+def _member(value: object) -> dict[str, Any]:
+    return required_object(value, "MX", "member")
 
 
-class MxAdapter:
+class MxAdapter(HttpAdapter):
     """linkflow's `ProviderAdapter` for MX; session = `{"user_guid", "member_guid"}`."""
 
     provider = Provider.MX
+    STATUSES = CONNECTION_STATUSES
+    CHALLENGE_KINDS: ClassVar[Mapping[str, ChallengeKind]] = {
+        t.name: t.kind for t in CHALLENGE_TYPES.values()
+    }
 
     def __init__(
         self,
@@ -228,37 +228,28 @@ class MxAdapter:
         api_key: str,
         *,
         default_institution_code: str = "mxbank",
-        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(
+            base_url,
+            headers={"Accept": MX_ACCEPT},
+            auth=(client_id, api_key),
+            transport=transport,
+        )
         self._institution_code = default_institution_code
-        self._client = client or make_client(
-            base_url, headers={"Accept": MX_ACCEPT}, auth=(client_id, api_key)
-        )
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> httpx.Response:
-        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        response = await self._client.request(
-            method, path, json=body, params=params, headers=idempotency_header(idempotency_key)
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        endpoint = settings.endpoint(
+            Provider.MX, {"client_id": "sandbox-client-id", "api_key": "sandbox-api-key"}
         )
-        raise_for_provider_status(response, "MX")
-        return response
+        return cls(endpoint.base_url, endpoint.keys["client_id"], endpoint.keys["api_key"])
 
     async def _read(
-        self, method: str, path: str, key: str, **kwargs: Any
+        self, method: str, path: str, key: str, **options: Unpack[RequestOptions]
     ) -> tuple[Any, dict[str, Any]]:
         """Call MX and return `body[key]` and the whole body; a malformed body is transient."""
-        body = read_json(await self._call(method, path, **kwargs), "MX", exact_numbers=True)
+        body = await self._json(method, path, **options)
         if not isinstance(body, dict) or key not in body:
             raise ProviderUnavailable(f"MX answered {method} {path} without {key!r}.")
         return body[key], body
@@ -293,7 +284,7 @@ class MxAdapter:
             },
             idempotency_key=idempotency_key,
         )
-        member = _object(created, "member")
+        member = _member(created)
         member_guid = member.get("guid")
         if not isinstance(member_guid, str):
             raise ProviderUnavailable("MX created a member but did not say its guid.")
@@ -329,7 +320,7 @@ class MxAdapter:
             if error.status_code != 409:
                 raise
         else:
-            guid = _object(user, "user").get("guid")
+            guid = required_object(user, "MX", "user").get("guid")
             if not isinstance(guid, str):
                 raise ProviderUnavailable("MX created a user but did not say its guid.")
             return guid
@@ -345,7 +336,7 @@ class MxAdapter:
     async def poll(self, session: dict[str, str]) -> ProviderState:
         path = self._member_path(session)
         status, _ = await self._read("GET", f"{path}/status", "member")
-        member = _object(status, "member")
+        member = _member(status)
         if member.get("connection_status") == "CHALLENGED" and not member.get("challenges"):
             member = member | {"challenges": await self._pages(f"{path}/challenges", "challenges")}
         return state_from_member(member, session)
@@ -374,30 +365,10 @@ class MxAdapter:
                 idempotency_key=idempotency_key,
             )
         except ProviderRejectedRequest as refused:
+            # A resume after the bank stopped waiting finds the member EXPIRED.
             await self._raise_why_nothing_waits(session, refused)
             raise
-        return state_from_member(_object(resumed, "member"), session)
-
-    async def _raise_why_nothing_waits(
-        self, session: dict[str, str], refused: ProviderRejectedRequest
-    ) -> None:
-        """After MX refused a resume, raise the member's final word if it has one.
-
-        A resume after the bank stopped waiting is refused because the member is no longer
-        CHALLENGED; its status then says EXPIRED (or another final word), which is what the link
-        must end with. Returns when the member is still alive (a stale or repeated answer), and
-        the refusal stands.
-        """
-        if refused.status_code in (401, 403):
-            return
-        try:
-            status, _ = await self._read("GET", f"{self._member_path(session)}/status", "member")
-        except ProviderRejectedRequest:
-            return
-        try:
-            state_from_member(_object(status, "member"), session)
-        except LinkFailure as failure:
-            raise failure from refused
+        return state_from_member(_member(resumed), session)
 
     async def refresh(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
         # Assumption (MX's reference): `POST .../aggregate` starts an aggregation and answers 202
@@ -408,7 +379,7 @@ class MxAdapter:
             "member",
             idempotency_key=idempotency_key,
         )
-        return state_from_member(_object(member, "member"), session)
+        return state_from_member(_member(member), session)
 
     async def reauthenticate(
         self,
@@ -429,7 +400,7 @@ class MxAdapter:
             body={"member": {"credentials": _credential_values(fields, request)}},
             idempotency_key=idempotency_key,
         )
-        return state_from_member(_object(member, "member"), session)
+        return state_from_member(_member(member), session)
 
     async def resolve_hold(self, session: dict[str, str], *, idempotency_key: str) -> ProviderState:
         # MX has no route to lift a hold: the user acts at the bank, then an aggregation tells.
@@ -437,14 +408,10 @@ class MxAdapter:
 
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
         raw = await self._pages(f"{self._member_path(session)}/accounts", "accounts")
-        return [_account(account) for account in raw]
+        return [account_from_mx(account) for account in raw]
 
     async def revoke(self, session: dict[str, str]) -> None:
-        try:
-            await self._call("DELETE", self._member_path(session))
-        except ProviderRejectedRequest as error:
-            if error.status_code != 404:
-                raise
+        await self._unless_gone(self._request("DELETE", self._member_path(session)))
 
 
 def _credential_values(fields: dict[str, str], request: LinkRequest) -> list[dict[str, str]]:
@@ -459,17 +426,8 @@ def _credential_values(fields: dict[str, str], request: LinkRequest) -> list[dic
     ]
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _object(value: object, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProviderUnavailable(f"MX sent a {what} that is not an object.")
-    return value
-
-
-def _account(raw: dict[str, Any]) -> Account:
+def account_from_mx(raw: dict[str, Any]) -> Account:
+    """One of MX's account objects as a linkflow `Account`."""
     number = str(raw.get("account_number") or "")
     balance = raw.get("balance")
     return Account(
@@ -478,12 +436,5 @@ def _account(raw: dict[str, Any]) -> Account:
         kind=str(raw.get("type") or "UNKNOWN"),
         mask=number[-4:] or None,
         balance=None if balance is None else str(balance),
-        currency=_text(raw.get("currency_code")),
+        currency=text(raw.get("currency_code")),
     )
-
-
-def create_adapter(settings: ProviderSettings) -> MxAdapter:
-    endpoint = settings.endpoint(
-        Provider.MX, {"client_id": "sandbox-client-id", "api_key": "sandbox-api-key"}
-    )
-    return MxAdapter(endpoint.base_url, endpoint.keys["client_id"], endpoint.keys["api_key"])

@@ -10,9 +10,10 @@ path as `{"access_token", "mfa_answer"}` and gets the next question or the nodes
 to poll, so `poll()` returns what the last call said, kept in the session.
 
 Every request carries `X-SP-GATEWAY: client_id|client_secret`, `X-SP-USER: oauth_key|fingerprint`
-and `X-SP-USER-IP`. Synapse's status word is its `error_code`; `STATUS_MEANINGS` maps the codes a
-bank login can end in (the seed shows "0" and "10"; the others come from Synapse's public error
-table and are shared with sandbox/synapse.py, which marks its assumptions).
+and `X-SP-USER-IP`. Synapse's status word is its `error_code`; `ERROR_CODES` (the adapter's
+`STATUSES`) maps the codes a bank login can end in (the seed shows "0" and "10"; the others come
+from Synapse's public error table and are shared with sandbox/synapse.py, which marks its
+assumptions).
 
 Synapse states no expiry for an MFA question, so challenges carry no provider deadline. A refusal
 quotes Synapse's `error_code`, never its `error.en` text (it goes into Temporal history).
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -36,17 +38,21 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers.base import (
-    LifecycleByLoggingInAgain,
-    LinkFailure,
-    Outcome,
-    ProviderRejectedRequest,
-    ProviderState,
-    ProviderUnavailable,
-)
-from providers.http import DEFAULT_TIMEOUT, make_client, raise_for_provider_status
-from providers.mapping import StatusMeaning, final, transient
+from providers.adapter import HttpAdapter, answers_for_the_round
+from providers.base import ProviderState
+from providers.errors import LinkFailure, ProviderRejectedRequest, ProviderUnavailable
+from providers.http import DEFAULT_TIMEOUT, raise_for_provider_status
+from providers.json_fields import object_or_empty, text
 from providers.privacy import UNREADABLE_WORD, opaque_id, provider_word
+from providers.status import (
+    Outcome,
+    StatusTable,
+    challenged,
+    final,
+    linked,
+    needs_user,
+    transient,
+)
 
 # The seed: "Bank logins can take awhile sometimes. We recommend keeping your timeout window a
 # little over 300sec." Used for the bank-login and MFA-answer calls only.
@@ -59,8 +65,6 @@ LOGIN_TIMEOUT = httpx.Timeout(
 )
 DEFAULT_BANK_NAME = "fake"
 DEFAULT_USER_IP = "127.0.0.1"
-# Synapse's own idempotency header (its client libraries send it on POSTs).
-IDEMPOTENCY_HEADER = "X-SP-IDEMPOTENCY-KEY"
 
 LINKED = "0"
 MFA_PENDING = "10"
@@ -69,27 +73,28 @@ HOLD_MESSAGE = (
     " respond to). Sort it out with your bank, then link the account again."
 )
 
-ERROR_CODES: dict[str, StatusMeaning] = {
-    LINKED: StatusMeaning(Outcome.LINKED, message="Your bank account is connected."),
-    MFA_PENDING: StatusMeaning(
-        Outcome.CHALLENGED, message="Your bank needs you to answer a security question."
-    ),
-    "110": final(
-        LinkReason.INVALID_CREDENTIALS,
-        "Your bank did not accept that username and password. Check them and try again.",
-    ),
-    "400": final(
-        LinkReason.MFA_FAILED, "Your bank did not accept the answers to its security questions."
-    ),
-    # Assumption: Synapse's "action not allowed" is what a bank login the bank has locked or
-    # put on hold ends in; its `error.en` (the bank's notice) becomes the user's message.
-    "410": StatusMeaning(
-        Outcome.ACTION_REQUIRED, reason=LinkReason.PROVIDER_HOLD, message=HOLD_MESSAGE
-    ),
-    "429": transient("Synapse is receiving too many requests right now."),
-    "500": transient("Synapse had an internal error."),
-    "503": transient("Synapse is temporarily unavailable."),
-}
+ERROR_CODES = StatusTable(
+    "Synapse",
+    "error_code",
+    {
+        LINKED: linked("Your bank account is connected."),
+        MFA_PENDING: challenged("Your bank needs you to answer a security question."),
+        "110": final(
+            LinkReason.INVALID_CREDENTIALS,
+            "Your bank did not accept that username and password. Check them and try again.",
+        ),
+        "400": final(
+            LinkReason.MFA_FAILED,
+            "Your bank did not accept the answers to its security questions.",
+        ),
+        # Assumption: Synapse's "action not allowed" is what a bank login the bank has locked or
+        # put on hold ends in; its `error.en` (the bank's notice) becomes the user's message.
+        "410": needs_user(LinkReason.PROVIDER_HOLD, HOLD_MESSAGE),
+        "429": transient("Synapse is receiving too many requests right now."),
+        "500": transient("Synapse had an internal error."),
+        "503": transient("Synapse is temporarily unavailable."),
+    },
+)
 # Synapse's codes that mean our own request is wrong (client keys, fingerprint, payload,
 # permissions, a missing object, an idempotency conflict, a failed request): never a login result.
 REQUEST_ERROR_CODES = frozenset({"100", "120", "200", "300", "404", "450", "460"})
@@ -98,10 +103,6 @@ REQUEST_ERROR_CODES = frozenset({"100", "120", "200", "300", "404", "450", "460"
 LOGIN_RESULT_HTTP = frozenset({400, 409})
 
 MFA_TYPES: dict[str, ChallengeKind] = {"question": ChallengeKind.TEXT}
-
-STATUS_FIELD = "error_code"
-STATUS_MEANINGS = ERROR_CODES
-CHALLENGE_KINDS = MFA_TYPES
 
 
 def challenge_id(access_token: str, round_number: str) -> str:
@@ -113,7 +114,7 @@ def challenge_id(access_token: str, round_number: str) -> str:
 def state_from_session(session: dict[str, str]) -> ProviderState:
     """Where the login stands, as the last Synapse answer (kept in the session) said."""
     raw = session.get("raw_status", "")
-    meaning = ERROR_CODES.get(raw)
+    meaning = ERROR_CODES.meanings.get(raw)
     if meaning is None or meaning.outcome is None:
         raise ProviderUnavailable(f"The Synapse login has no known state ({raw!r}).")
     challenges: list[Challenge] = []
@@ -139,25 +140,20 @@ def state_from_response(
     http_status: int, body: dict[str, Any], session: dict[str, str]
 ) -> ProviderState:
     """Read Synapse's answer to a bank login or an MFA answer; raise for failures and trouble."""
-    code = _error_code(body)
+    code = synapse_code(body)
     if code in REQUEST_ERROR_CODES or (code is None and http_status >= 400):
         raise ProviderRejectedRequest(
             f"Synapse refused the request (HTTP {http_status}, error_code {code}).",
             http_status,
             error_code=code,
         )
-    meaning = ERROR_CODES.get(code) if code is not None else None
-    if code is None or meaning is None:
-        raise ProviderUnavailable(f"Synapse sent an error_code linkflow does not know: {code}.")
-    if meaning.failure is not None:
-        raise LinkFailure(meaning.failure, code, meaning.message)
-    if meaning.outcome is None:
-        raise ProviderUnavailable(f"Synapse error_code {code}: {meaning.message}")
+    code, meaning = ERROR_CODES.meaning_of(code)
+    outcome = ERROR_CODES.outcome_of(code, meaning)
     kept = {k: v for k, v in session.items() if k not in _ROUND_KEYS}
     kept["raw_status"] = code
-    if meaning.outcome is Outcome.CHALLENGED:
+    if outcome is Outcome.CHALLENGED:
         mfa = body.get("mfa")
-        if not isinstance(mfa, dict) or not _text(mfa.get("access_token")):
+        if not isinstance(mfa, dict) or not text(mfa.get("access_token")):
             raise ProviderUnavailable("Synapse asked for MFA without an access_token.")
         mfa_type = mfa.get("type")
         if not isinstance(mfa_type, str) or mfa_type not in MFA_TYPES:
@@ -171,19 +167,19 @@ def state_from_response(
             "access_token": str(mfa["access_token"]),
             "round": str(int(session.get("round", "0")) + 1),
             "mfa_type": mfa_type,
-            "mfa_message": _text(mfa.get("message")) or meaning.message,
+            "mfa_message": text(mfa.get("message")) or meaning.message,
         }
-    elif meaning.outcome is Outcome.ACTION_REQUIRED:
+    elif outcome is Outcome.ACTION_REQUIRED:
         # The bank's notice is meant for the user (it says what to do); it is kept as the
         # state's message, never put into an error.
-        kept["message"] = _error_message(body) or meaning.message
+        kept["message"] = _bank_notice(body) or meaning.message
     return state_from_session(kept)
 
 
 _ROUND_KEYS = frozenset({"access_token", "round", "mfa_type", "mfa_message", "message"})
 
 
-class SynapseAdapter(LifecycleByLoggingInAgain):
+class SynapseAdapter(HttpAdapter):
     """linkflow's `ProviderAdapter` for Synapse.
 
     Session: `user_id`, `oauth_key`, `fingerprint`, `raw_status`, and while MFA is pending
@@ -191,6 +187,11 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
     """
 
     provider = Provider.SYNAPSE
+    STATUSES = ERROR_CODES
+    CHALLENGE_KINDS: ClassVar[Mapping[str, ChallengeKind]] = MFA_TYPES
+    ERROR_CODE_FIELD = ("error_code",)
+    # Synapse's own idempotency header (its client libraries send it on POSTs).
+    IDEMPOTENCY_HEADER = "X-SP-IDEMPOTENCY-KEY"
 
     def __init__(
         self,
@@ -201,60 +202,64 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
         fingerprint: str,
         user_ip: str = DEFAULT_USER_IP,
         bank_name: str = DEFAULT_BANK_NAME,
-        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(
+            base_url,
+            headers={"X-SP-GATEWAY": f"{client_id}|{client_secret}", "X-SP-USER-IP": user_ip},
+            transport=transport,
+        )
         self._fingerprint = fingerprint
         self._bank_name = bank_name
-        headers = {"X-SP-GATEWAY": f"{client_id}|{client_secret}", "X-SP-USER-IP": user_ip}
-        if client is None:
-            self._client = make_client(base_url, headers=headers)
-        else:
-            client.headers.update(headers)
-            self._client = client
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        endpoint = settings.endpoint(
+            Provider.SYNAPSE,
+            {
+                "client_id": "sandbox-client-id",
+                "client_secret": "sandbox-client-secret",
+                "fingerprint": "sandbox-fingerprint",
+                "user_ip": DEFAULT_USER_IP,
+            },
+        )
+        return cls(
+            endpoint.base_url,
+            endpoint.keys["client_id"],
+            endpoint.keys["client_secret"],
+            fingerprint=endpoint.keys["fingerprint"],
+            user_ip=endpoint.keys["user_ip"],
+        )
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        oauth_key: str = "",
-        body: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        long_call: bool = False,
-    ) -> tuple[int, dict[str, Any]]:
-        headers = {"X-SP-USER": f"{oauth_key}|{self._fingerprint}"}
-        if idempotency_key:
-            headers[IDEMPOTENCY_HEADER] = idempotency_key
-        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        response = await self._client.request(
-            method,
+    def _user(self, oauth_key: str = "") -> dict[str, str]:
+        """`X-SP-USER`, which every call carries (with no oauth key before there is one)."""
+        return {"X-SP-USER": f"{oauth_key}|{self._fingerprint}"}
+
+    async def _login_call(
+        self, session: dict[str, str], body: dict[str, Any], idempotency_key: str
+    ) -> ProviderState:
+        """A bank login or an MFA answer: one long call whose answer is the login's new state.
+
+        Its refusals (HTTP 400 or 409 with an `error_code`) are login results too: a wrong
+        password, a failed MFA, a hold.
+        """
+        path = f"/v3.1/users/{session['user_id']}/nodes"
+        response = await self._send(
+            "POST",
             path,
-            json=body,
-            headers=headers,
-            timeout=LOGIN_TIMEOUT if long_call else DEFAULT_TIMEOUT,
+            body=body,
+            headers=self._user(session["oauth_key"]),
+            idempotency_key=idempotency_key,
+            timeout=LOGIN_TIMEOUT,
         )
         data: Any = None
         with contextlib.suppress(ValueError):
             data = response.json()
         if not isinstance(data, dict) or response.status_code not in LOGIN_RESULT_HTTP:
-            raise_for_provider_status(response, "Synapse", code_field=("error_code",))
+            raise_for_provider_status(response, self.name, code_field=self.ERROR_CODE_FIELD)
         if not isinstance(data, dict):
-            raise ProviderUnavailable(f"Synapse answered {method} {path} without a JSON object.")
-        return response.status_code, data
-
-    async def _read(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        status, data = await self._send(method, path, **kwargs)
-        if status >= 400:
-            code = _error_code(data)
-            raise ProviderRejectedRequest(
-                f"Synapse refused {method} {path} (HTTP {status}, error_code {code}).",
-                status,
-                error_code=code,
-            )
-        return data
+            raise ProviderUnavailable(f"Synapse answered POST {path} without a JSON object.")
+        return state_from_response(response.status_code, data, session)
 
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
@@ -263,7 +268,7 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
         # details (the login email names the link only opaquely); linkflow's user_ref is its
         # supp_id, which stays in the body, never in a URL.
         login_name = opaque_id("synapse-login", link_id)
-        user = await self._read(
+        user = await self._object(
             "POST",
             "/v3.1/users",
             body={
@@ -272,24 +277,26 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
                 "legal_names": ["Linkflow User"],
                 "extra": {"supp_id": request.user_ref, "cip_tag": 1, "is_business": False},
             },
+            headers=self._user(),
             idempotency_key=f"{idempotency_key}:user",
         )
-        user_id, refresh_token = _text(user.get("_id")), _text(user.get("refresh_token"))
+        user_id, refresh_token = text(user.get("_id")), text(user.get("refresh_token"))
         if not user_id or not refresh_token:
             raise ProviderUnavailable("Synapse created a user but did not say its id.")
-        oauth = await self._read(
-            "POST", f"/v3.1/oauth/{user_id}", body={"refresh_token": refresh_token}
+        oauth = await self._object(
+            "POST",
+            f"/v3.1/oauth/{user_id}",
+            body={"refresh_token": refresh_token},
+            headers=self._user(),
         )
-        oauth_key = _text(oauth.get("oauth_key"))
+        oauth_key = text(oauth.get("oauth_key"))
         if not oauth_key:
             raise ProviderUnavailable("Synapse did not give an oauth_key.")
         session = {"user_id": user_id, "oauth_key": oauth_key, "fingerprint": self._fingerprint}
         credentials = request.credentials
-        status, body = await self._send(
-            "POST",
-            f"/v3.1/users/{user_id}/nodes",
-            oauth_key=oauth_key,
-            body={
+        return await self._login_call(
+            session,
+            {
                 "type": "ACH-US",
                 "info": {
                     "bank_id": credentials.username,
@@ -297,10 +304,8 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
                     "bank_name": request.options.institution_code or self._bank_name,
                 },
             },
-            idempotency_key=f"{idempotency_key}:nodes",
-            long_call=True,
+            f"{idempotency_key}:nodes",
         )
-        return state_from_response(status, body, session)
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
         # Synapse has no job to read: each call answered with the login's new state.
@@ -314,28 +319,24 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
         *,
         idempotency_key: str,
     ) -> ProviderState:
-        # An answer for an earlier round is not sent to the current question.
         current = state_from_session(session)
-        asked = {challenge.id for challenge in current.challenges}
-        given = [answer for answer in answers if answer.challenge_id in asked]
-        if current.outcome is not Outcome.CHALLENGED or not given:
+        given = answers_for_the_round(current, answers)
+        if not given:
             return current
-        status, body = await self._send(
-            "POST",
-            f"/v3.1/users/{session['user_id']}/nodes",
-            oauth_key=session["oauth_key"],
-            body={
+        return await self._login_call(
+            session,
+            {
                 "access_token": session["access_token"],
                 "mfa_answer": given[0].value.get_secret_value(),
             },
-            idempotency_key=idempotency_key,
-            long_call=True,
+            idempotency_key,
         )
-        return state_from_response(status, body, session)
 
     async def _nodes(self, session: dict[str, str]) -> list[dict[str, Any]]:
-        listed = await self._read(
-            "GET", f"/v3.1/users/{session['user_id']}/nodes", oauth_key=session["oauth_key"]
+        listed = await self._object(
+            "GET",
+            f"/v3.1/users/{session['user_id']}/nodes",
+            headers=self._user(session["oauth_key"]),
         )
         nodes = listed.get("nodes") or []
         return [node for node in nodes if isinstance(node, dict) and node.get("type") == "ACH-US"]
@@ -346,66 +347,39 @@ class SynapseAdapter(LifecycleByLoggingInAgain):
     async def revoke(self, session: dict[str, str]) -> None:
         # Assumption: removing the link is deleting each of the user's ACH-US nodes.
         for node in await self._nodes(session):
-            try:
-                await self._read(
+            await self._unless_gone(
+                self._object(
                     "DELETE",
                     f"/v3.1/users/{session['user_id']}/nodes/{node['_id']}",
-                    oauth_key=session["oauth_key"],
+                    headers=self._user(session["oauth_key"]),
                 )
-            except ProviderRejectedRequest as error:
-                if error.status_code != 404:
-                    raise
+            )
 
 
 def account_from_node(node: dict[str, Any]) -> Account:
-    info = _object(node.get("info"))
-    balance = _object(info.get("balance"))
-    account_num = _text(info.get("account_num"))
+    """One of Synapse's ACH-US nodes as a linkflow `Account`."""
+    info = object_or_empty(node.get("info"))
+    balance = object_or_empty(info.get("balance"))
+    account_num = text(info.get("account_num"))
     return Account(
         id=str(node.get("_id")),
-        name=_text(info.get("nickname")) or _text(info.get("bank_name")) or "Bank account",
-        kind=_text(info.get("class")) or "ACH-US",
+        name=text(info.get("nickname")) or text(info.get("bank_name")) or "Bank account",
+        kind=text(info.get("class")) or "ACH-US",
         # Synapse sends only the end of the number; linkflow keeps at most four digits.
         mask=account_num[-4:] if account_num else None,
-        balance=_text(balance.get("amount")),
-        currency=_text(balance.get("currency")),
+        balance=text(balance.get("amount")),
+        currency=text(balance.get("currency")),
     )
 
 
-def _error_code(body: dict[str, Any]) -> str | None:
+def synapse_code(body: dict[str, Any]) -> str | None:
     """Synapse's `error_code`, as a word (it is "0", "10", "110", ...)."""
     code = body.get("error_code")
     word = provider_word(code)
     return None if code is None or word == UNREADABLE_WORD else word
 
 
-def _error_message(body: dict[str, Any]) -> str:
+def _bank_notice(body: dict[str, Any]) -> str:
+    """The bank's own words in a refusal (`error.en`), meant for the user."""
     error = body.get("error")
-    return (_text(error.get("en")) if isinstance(error, dict) else None) or ""
-
-
-def _object(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def create_adapter(settings: ProviderSettings) -> SynapseAdapter:
-    endpoint = settings.endpoint(
-        Provider.SYNAPSE,
-        {
-            "client_id": "sandbox-client-id",
-            "client_secret": "sandbox-client-secret",
-            "fingerprint": "sandbox-fingerprint",
-            "user_ip": DEFAULT_USER_IP,
-        },
-    )
-    return SynapseAdapter(
-        endpoint.base_url,
-        endpoint.keys["client_id"],
-        endpoint.keys["client_secret"],
-        fingerprint=endpoint.keys["fingerprint"],
-        user_ip=endpoint.keys["user_ip"],
-    )
+    return (text(error.get("en")) if isinstance(error, dict) else None) or ""

@@ -14,14 +14,15 @@ states no expiry for an MFA request, so challenges carry no provider deadline.
 
 Teal's reference shows only the status word PENDING and `mfa_method` `{"type": "Code", "source":
 "AUTHENTICATOR_APP"}`; the other words and fields read here are assumptions shared with
-sandbox/teal.py, which describes them. `ACCOUNT_STATUSES` is the one map from Teal's status words
-to linkflow's meaning.
+sandbox/teal.py, which describes them. `ACCOUNT_STATUSES` (the adapter's `STATUSES`) is the one
+table of Teal's status words and their meaning for a link.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -35,62 +36,63 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers.base import (
-    LifecycleByLoggingInAgain,
-    LinkFailure,
-    Outcome,
-    ProviderRejectedRequest,
-    ProviderState,
-    ProviderUnavailable,
-)
-from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
-from providers.mapping import StatusMeaning, final, transient
+from providers.adapter import HttpAdapter, answers_for_the_round
+from providers.base import ProviderState
+from providers.errors import LinkFailure, ProviderUnavailable
+from providers.json_fields import text
 from providers.privacy import opaque_id, provider_word
+from providers.status import (
+    Outcome,
+    StatusTable,
+    challenged,
+    final,
+    in_progress,
+    linked,
+    needs_user,
+    transient,
+)
 
 DEFAULT_PAYROLL_PROVIDER = "quickbooks"
 PAGE_LIMIT = 1000
 # Teal's lists are paged; this bounds a provider that keeps promising more items.
 MAX_PAGES = 1000
-# Assumption (sandbox/teal.py): Teal's error body is `{"error": {"code", "message"}}`.
-ERROR_CODE_FIELD = ("error", "code")
 
-IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Connecting to your payroll provider.")
+IN_PROGRESS = in_progress("Connecting to your payroll provider.")
 
 # Assumption: Teal's status words beyond PENDING (its reference says an account is able to
 # receive data, needs authorisation, or is invalid or expired, without listing the words).
-ACCOUNT_STATUSES: dict[str, StatusMeaning] = {
-    "PENDING": IN_PROGRESS,
-    "MFA_REQUIRED": StatusMeaning(
-        Outcome.CHALLENGED, message="Your payroll provider needs you to confirm it is you."
-    ),
-    "ACTIVE": StatusMeaning(Outcome.LINKED, message="Your payroll account is connected."),
-    "ACTION_REQUIRED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.PROVIDER_HOLD,
-        message="Your payroll provider needs your attention: log in to its website and respond"
-        " to the notice there, then try again.",
-    ),
-    "AUTHORISATION_REQUIRED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.REAUTH_REQUIRED,
-        message="Your payroll provider needs you to authorise access on its website.",
-    ),
-    "EXPIRED": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.REAUTH_REQUIRED,
-        message="Access to your payroll account has expired. Please link it again.",
-    ),
-    "INVALID": final(
-        LinkReason.INVALID_CREDENTIALS,
-        "Your payroll provider did not accept that username and password."
-        " Check them and try again.",
-    ),
-    "MFA_FAILED": final(
-        LinkReason.MFA_FAILED,
-        "Your payroll provider did not accept the answers to its security check.",
-    ),
-    "ERROR": transient("Teal could not finish talking to the payroll provider."),
-}
+ACCOUNT_STATUSES = StatusTable(
+    "Teal",
+    "status",
+    {
+        "PENDING": IN_PROGRESS,
+        "MFA_REQUIRED": challenged("Your payroll provider needs you to confirm it is you."),
+        "ACTIVE": linked("Your payroll account is connected."),
+        "ACTION_REQUIRED": needs_user(
+            LinkReason.PROVIDER_HOLD,
+            "Your payroll provider needs your attention: log in to its website and respond"
+            " to the notice there, then try again.",
+        ),
+        "AUTHORISATION_REQUIRED": needs_user(
+            LinkReason.REAUTH_REQUIRED,
+            "Your payroll provider needs you to authorise access on its website.",
+        ),
+        "EXPIRED": needs_user(
+            LinkReason.REAUTH_REQUIRED,
+            "Access to your payroll account has expired. Please link it again.",
+        ),
+        "INVALID": final(
+            LinkReason.INVALID_CREDENTIALS,
+            "Your payroll provider did not accept that username and password."
+            " Check them and try again.",
+        ),
+        "MFA_FAILED": final(
+            LinkReason.MFA_FAILED,
+            "Your payroll provider did not accept the answers to its security check.",
+        ),
+        "ERROR": transient("Teal could not finish talking to the payroll provider."),
+    },
+)
 
 # `mfa_method.type` -> linkflow's kind. "Code" is Teal's documented word; "Date" and
 # "PasswordCharacters" name the other two answers its reference lists (an assumption).
@@ -110,10 +112,6 @@ DEFAULT_PROMPTS = {
     "PasswordCharacters": "Enter the characters of your password your payroll provider asks for.",
 }
 
-STATUS_FIELD = "status"
-STATUS_MEANINGS = ACCOUNT_STATUSES
-CHALLENGE_KINDS = MFA_TYPES
-
 
 def normalize_challenge(account_id: str, method: dict[str, Any]) -> Challenge:
     """Turn Teal's `mfa_method` into linkflow's `Challenge` (id = the method's id)."""
@@ -128,10 +126,10 @@ def normalize_challenge(account_id: str, method: dict[str, Any]) -> Challenge:
             f" ({provider_word(mfa_type)}). Link this account another way.",
         )
     source = method.get("source")
-    prompt = _text(method.get("prompt")) or (
+    prompt = text(method.get("prompt")) or (
         CODE_SOURCES.get(source) if mfa_type == "Code" and isinstance(source, str) else None
     )
-    method_id = _text(method.get("id"))
+    method_id = text(method.get("id"))
     return Challenge(
         # Without Teal's id (an assumed field), the round is named by what it asks.
         id=method_id or f"{account_id}:{mfa_type}:{source}",
@@ -142,17 +140,8 @@ def normalize_challenge(account_id: str, method: dict[str, Any]) -> Challenge:
 
 def state_from_account(account: dict[str, Any], session: dict[str, str]) -> ProviderState:
     """Read Teal's account object; raise for final failures and transient trouble."""
-    status = account.get("status")
-    meaning = ACCOUNT_STATUSES.get(status) if isinstance(status, str) else None
-    if not isinstance(status, str) or meaning is None:
-        raise ProviderUnavailable(
-            f"Teal sent an account status linkflow does not know: {provider_word(status)}."
-        )
-    if meaning.failure is not None:
-        raise LinkFailure(meaning.failure, status, meaning.message)
-    if meaning.outcome is None:
-        raise ProviderUnavailable(f"Teal account status is {status}: {meaning.message}")
-    outcome, message = meaning.outcome, meaning.message
+    status, meaning = ACCOUNT_STATUSES.meaning_of(account.get("status"))
+    outcome, message = ACCOUNT_STATUSES.outcome_of(status, meaning), meaning.message
     challenges: list[Challenge] = []
     if outcome is Outcome.CHALLENGED:
         method = account.get("mfa_method")
@@ -162,7 +151,7 @@ def state_from_account(account: dict[str, Any], session: dict[str, str]) -> Prov
             # MFA is needed but Teal has not said what it asks yet.
             outcome, message = Outcome.PENDING, IN_PROGRESS.message
     if outcome is Outcome.ACTION_REQUIRED:
-        message = _text(account.get("status_message")) or message
+        message = text(account.get("status_message")) or message
     return ProviderState(
         outcome=outcome,
         raw_status=status,
@@ -173,10 +162,14 @@ def state_from_account(account: dict[str, Any], session: dict[str, str]) -> Prov
     )
 
 
-class TealAdapter(LifecycleByLoggingInAgain):
+class TealAdapter(HttpAdapter):
     """linkflow's `ProviderAdapter` for Teal; session = `{"user_id", "account_id"}`."""
 
     provider = Provider.TEAL
+    STATUSES = ACCOUNT_STATUSES
+    CHALLENGE_KINDS: ClassVar[Mapping[str, ChallengeKind]] = MFA_TYPES
+    # Assumption (sandbox/teal.py): Teal's error body is `{"error": {"code", "message"}}`.
+    ERROR_CODE_FIELD = ("error", "code")
 
     def __init__(
         self,
@@ -185,39 +178,27 @@ class TealAdapter(LifecycleByLoggingInAgain):
         *,
         authorisation_id: str = "",
         default_payroll_provider: str = DEFAULT_PAYROLL_PROVIDER,
-        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._payroll_provider = default_payroll_provider
         headers = {"X-API-KEY": api_key}
         if authorisation_id:
             headers["x-teal-authorisation-id"] = authorisation_id
-        if client is None:
-            self._client = make_client(base_url, headers=headers)
-        else:
-            client.headers.update(headers)
-            self._client = client
+        super().__init__(base_url, headers=headers, transport=transport)
+        self._payroll_provider = default_payroll_provider
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _read(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        response = await self._client.request(
-            method, path, json=body, params=params, headers=idempotency_header(idempotency_key)
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        endpoint = settings.endpoint(
+            Provider.TEAL, {"api_key": "sandbox-api-key", "authorisation_id": ""}
         )
-        raise_for_provider_status(response, "Teal", code_field=ERROR_CODE_FIELD)
-        return read_object(response, "Teal")
+        return cls(
+            endpoint.base_url,
+            endpoint.keys["api_key"],
+            authorisation_id=endpoint.keys["authorisation_id"],
+        )
 
-    async def _account(self, session: dict[str, str]) -> dict[str, Any]:
-        return await self._read("GET", f"/accounts/{session['account_id']}")
+    async def _read_account(self, session: dict[str, str]) -> dict[str, Any]:
+        return await self._object("GET", f"/accounts/{session['account_id']}")
 
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
@@ -237,14 +218,16 @@ class TealAdapter(LifecycleByLoggingInAgain):
             body["extra_login_params"] = {
                 name: secret.get_secret_value() for name, secret in credentials.extra.items()
             }
-        account = await self._read("POST", "/accounts", body=body, idempotency_key=idempotency_key)
+        account = await self._object(
+            "POST", "/accounts", body=body, idempotency_key=idempotency_key
+        )
         account_id = account.get("account_id")
         if not isinstance(account_id, str) or not account_id:
             raise ProviderUnavailable("Teal created an account but did not say its id.")
         return state_from_account(account, {"user_id": user_id, "account_id": account_id})
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
-        return state_from_account(await self._account(session), session)
+        return state_from_account(await self._read_account(session), session)
 
     async def answer(
         self,
@@ -254,14 +237,12 @@ class TealAdapter(LifecycleByLoggingInAgain):
         *,
         idempotency_key: str,
     ) -> ProviderState:
-        # Teal's answer names no round, so the adapter checks the round is still the one asked:
-        # a retried call after Teal took the answer must not be sent to the next question.
-        current = state_from_account(await self._account(session), session)
-        asked = {challenge.id for challenge in current.challenges}
-        given = [answer for answer in answers if answer.challenge_id in asked]
-        if current.outcome is not Outcome.CHALLENGED or not given:
+        # Teal's answer names no round, so the adapter checks the round is still the one asked.
+        current = await self.poll(session)
+        given = answers_for_the_round(current, answers)
+        if not given:
             return current
-        account = await self._read(
+        account = await self._object(
             "PUT",
             f"/accounts/{session['account_id']}/mfa",
             body={"mfa": given[0].value.get_secret_value()},
@@ -273,7 +254,7 @@ class TealAdapter(LifecycleByLoggingInAgain):
         submissions: list[dict[str, Any]] = []
         offset = 0
         for _ in range(MAX_PAGES):
-            page = await self._read(
+            page = await self._object(
                 "GET",
                 f"/payroll/{session['user_id']}",
                 params={"account_id": session["account_id"], "offset": offset, "limit": PAGE_LIMIT},
@@ -287,7 +268,7 @@ class TealAdapter(LifecycleByLoggingInAgain):
         mine = [s for s in submissions if s.get("account_id") in (None, session["account_id"])]
         if mine:
             return employments(session["account_id"], mine)
-        account = await self._account(session)
+        account = await self._read_account(session)
         return [
             Account(
                 id=session["account_id"],
@@ -297,12 +278,8 @@ class TealAdapter(LifecycleByLoggingInAgain):
         ]
 
     async def revoke(self, session: dict[str, str]) -> None:
-        try:
-            response = await self._client.delete(f"/accounts/{session['account_id']}")
-            raise_for_provider_status(response, "Teal", code_field=ERROR_CODE_FIELD)
-        except ProviderRejectedRequest as error:
-            if error.status_code != 404:
-                raise
+        # Assumption (sandbox/teal.py): Teal answers a deletion with 204 and no body.
+        await self._unless_gone(self._request("DELETE", f"/accounts/{session['account_id']}"))
 
 
 def employments(account_id: str, submissions: list[dict[str, Any]]) -> list[Account]:
@@ -311,8 +288,8 @@ def employments(account_id: str, submissions: list[dict[str, Any]]) -> list[Acco
     for submission in submissions:
         employment = submission.get("employment_information") or {}
         income = submission.get("income_information") or {}
-        employer = _text(employment.get("employer_name")) if isinstance(employment, dict) else None
-        pay_date = _text(income.get("pay_date")) if isinstance(income, dict) else None
+        employer = text(employment.get("employer_name")) if isinstance(employment, dict) else None
+        pay_date = text(income.get("pay_date")) if isinstance(income, dict) else None
         name = employer or "Employer"
         latest[name] = max(latest.get(name, ""), pay_date or "")
     return [
@@ -326,20 +303,5 @@ def employments(account_id: str, submissions: list[dict[str, Any]]) -> list[Acco
 
 
 def _payroll_name(employer: str, record: dict[str, Any]) -> str:
-    pay_date = _text(record.get("latest_pay_date"))
+    pay_date = text(record.get("latest_pay_date"))
     return f"{employer} payroll" + (f" (latest pay date {pay_date[:10]})" if pay_date else "")
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def create_adapter(settings: ProviderSettings) -> TealAdapter:
-    endpoint = settings.endpoint(
-        Provider.TEAL, {"api_key": "sandbox-api-key", "authorisation_id": ""}
-    )
-    return TealAdapter(
-        endpoint.base_url,
-        endpoint.keys["api_key"],
-        authorisation_id=endpoint.keys["authorisation_id"],
-    )

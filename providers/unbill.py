@@ -7,8 +7,9 @@ in tests/fixtures/documents/unbill_auth_object.txt):
 company's website, then `POST /auth/{authId}/fix-hold`) or `mfa-required` with an `mfa` object
 whose `method` is `questions`, `code` or `prompt` and whose `mfa` list holds every question of
 the round, each with its `identifier`; all of them are answered in one
-`POST /auth/{authId}/answer-questions`. `STATUS_MEANINGS` below is the one map from Unbill's
-status words to linkflow's meaning; the README's table is checked against it.
+`POST /auth/{authId}/answer-questions`. `AUTH_STATUSES` below (the adapter's `STATUSES`) is the
+one table of Unbill's status words and their meaning for a link; the README's table is generated
+from it.
 
 The routes past the seed come from Unbill's public reference; `POST /auth`, `GET /auth/{authId}`
 and the `pending` word are assumptions shared with the sandbox (see `sandbox/unbill.py`).
@@ -21,7 +22,8 @@ status, method and path.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self, Unpack
 
 import httpx
 
@@ -35,17 +37,20 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers.base import (
-    LifecycleByLoggingInAgain,
-    LinkFailure,
-    Outcome,
-    ProviderRejectedRequest,
-    ProviderState,
-    ProviderUnavailable,
-)
-from providers.http import idempotency_header, make_client, raise_for_provider_status, read_object
-from providers.mapping import StatusMeaning, final
+from providers.adapter import HttpAdapter, RequestOptions
+from providers.base import ProviderState
+from providers.errors import LinkFailure, ProviderRejectedRequest, ProviderUnavailable
+from providers.json_fields import object_or_empty, text
 from providers.privacy import provider_word
+from providers.status import (
+    Outcome,
+    StatusTable,
+    challenged,
+    final,
+    in_progress,
+    linked,
+    needs_user,
+)
 
 # The sandbox's test company (the seed's example, Netflix); a link names another through
 # `LinkOptions.institution_code`.
@@ -60,34 +65,33 @@ TEST_STATUS_FIELD = "status"
 # Session flag set once an MFA round has been answered; see `state_from_auth`.
 MFA_ANSWERED = "mfa_answered"
 
-IN_PROGRESS = StatusMeaning(Outcome.PENDING, message="Signing in to your biller.")
+IN_PROGRESS = in_progress("Signing in to your biller.")
 
-STATUS_MEANINGS: dict[str, StatusMeaning] = {
-    # Assumption: Unbill's document has no in-progress word; `pending` is the sandbox's.
-    "pending": IN_PROGRESS,
-    "verified": StatusMeaning(Outcome.LINKED, message="Your biller account is connected."),
-    "mfa-required": StatusMeaning(
-        Outcome.CHALLENGED, message="Your biller needs you to confirm it is you."
-    ),
-    "hold": StatusMeaning(
-        Outcome.ACTION_REQUIRED,
-        reason=LinkReason.PROVIDER_HOLD,
-        message="Your biller needs your attention: log in to its website and do what it asks,"
-        " then come back.",
-    ),
-    "authenticate": final(
-        LinkReason.INVALID_CREDENTIALS,
-        "Your biller did not accept that username and password. Check them and try again.",
-    ),
-}
+AUTH_STATUSES = StatusTable(
+    "Unbill",
+    "status.type",
+    {
+        # Assumption: Unbill's document has no in-progress word; `pending` is the sandbox's.
+        "pending": IN_PROGRESS,
+        "verified": linked("Your biller account is connected."),
+        "mfa-required": challenged("Your biller needs you to confirm it is you."),
+        "hold": needs_user(
+            LinkReason.PROVIDER_HOLD,
+            "Your biller needs your attention: log in to its website and do what it asks,"
+            " then come back.",
+        ),
+        "authenticate": final(
+            LinkReason.INVALID_CREDENTIALS,
+            "Your biller did not accept that username and password. Check them and try again.",
+        ),
+    },
+)
 
-CHALLENGE_KINDS: dict[str, ChallengeKind] = {
+MFA_METHODS: dict[str, ChallengeKind] = {
     "questions": ChallengeKind.TEXT,
     "code": ChallengeKind.CODE,
     "prompt": ChallengeKind.PUSH_APPROVAL,
 }
-
-STATUS_FIELD = "status.type"
 
 PROMPT_TEXT = "Approve the sign-in request on your device."
 # What to show when Unbill sends an item without its `question`.
@@ -101,18 +105,12 @@ MFA_FAILED_MESSAGE = (
 )
 
 
-def _status_word(auth: dict[str, Any]) -> str | None:
-    status = auth.get("status")
-    word = status.get("type") if isinstance(status, dict) else None
-    return word if isinstance(word, str) else None
-
-
 def normalize_challenges(auth_id: str, mfa: object) -> list[Challenge]:
     """Turn Unbill's `mfa` object into linkflow's challenges (id = Unbill's `identifier`)."""
     if not isinstance(mfa, dict):
         return []
     method = mfa.get("method")
-    kind = CHALLENGE_KINDS.get(method) if isinstance(method, str) else None
+    kind = MFA_METHODS.get(method) if isinstance(method, str) else None
     if kind is None:
         raise LinkFailure(
             LinkReason.UNSUPPORTED_MFA,
@@ -125,7 +123,7 @@ def normalize_challenges(auth_id: str, mfa: object) -> list[Challenge]:
         Challenge(
             id=str(item["identifier"]),
             kind=kind,
-            prompt=_text(item.get("question")) or DEFAULT_PROMPTS[kind],
+            prompt=text(item.get("question")) or DEFAULT_PROMPTS[kind],
         )
         for item in items
         if item.get("identifier")
@@ -138,21 +136,12 @@ def normalize_challenges(auth_id: str, mfa: object) -> list[Challenge]:
 
 def state_from_auth(auth: dict[str, Any], session: dict[str, str]) -> ProviderState:
     """Read Unbill's auth object; raise for final failures and transient trouble."""
-    status = _status_word(auth)
-    meaning = STATUS_MEANINGS.get(status) if status is not None else None
-    if status is None or meaning is None:
-        raise ProviderUnavailable(
-            f"Unbill sent a status.type linkflow does not know: {provider_word(status)}."
-        )
+    status, meaning = AUTH_STATUSES.meaning_of(object_or_empty(auth.get("status")).get("type"))
     if status == "authenticate" and session.get(MFA_ANSWERED):
         # Unbill has one word for "this login must be redone": after an answered MFA round it
         # means the answers were refused, not the password.
         raise LinkFailure(LinkReason.MFA_FAILED, status, MFA_FAILED_MESSAGE)
-    if meaning.failure is not None:
-        raise LinkFailure(meaning.failure, status, meaning.message)
-    if meaning.outcome is None:
-        raise ProviderUnavailable(f"Unbill status.type is {status}: {meaning.message}")
-    outcome, message = meaning.outcome, meaning.message
+    outcome, message = AUTH_STATUSES.outcome_of(status, meaning), meaning.message
     new_session = {k: v for k, v in session.items() if k != "hold_code"}
     challenges: list[Challenge] = []
     if outcome is Outcome.CHALLENGED:
@@ -162,8 +151,8 @@ def state_from_auth(auth: dict[str, Any], session: dict[str, str]) -> ProviderSt
     elif outcome is Outcome.ACTION_REQUIRED:
         reason = auth.get("reason")
         if isinstance(reason, dict):
-            message = _text(reason.get("userMessage")) or message
-            if code := _text(reason.get("code")):
+            message = text(reason.get("userMessage")) or message
+            if code := text(reason.get("code")):
                 new_session["hold_code"] = code
     return ProviderState(
         outcome=outcome,
@@ -175,7 +164,7 @@ def state_from_auth(auth: dict[str, Any], session: dict[str, str]) -> ProviderSt
     )
 
 
-class UnbillAdapter(LifecycleByLoggingInAgain):
+class UnbillAdapter(HttpAdapter):
     """linkflow's `ProviderAdapter` for Unbill.
 
     session = `{"client_id", "auth_id", "company_id"}`, plus `mfa_answered` once an MFA round
@@ -183,6 +172,8 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
     """
 
     provider = Provider.UNBILL
+    STATUSES = AUTH_STATUSES
+    CHALLENGE_KINDS: ClassVar[Mapping[str, ChallengeKind]] = MFA_METHODS
 
     def __init__(
         self,
@@ -190,42 +181,28 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         api_key: str,
         *,
         default_company_id: str = DEFAULT_COMPANY_ID,
-        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._company_id = default_company_id
         # No key, no header: Unbill then answers 401, which says what is missing.
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = client or make_client(base_url, headers=headers)
+        super().__init__(base_url, headers=headers, transport=transport)
+        self._company_id = default_company_id
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    @classmethod
+    def from_settings(cls, settings: ProviderSettings) -> Self:
+        endpoint = settings.endpoint(Provider.UNBILL, {"api_key": "sandbox-api-key"})
+        return cls(endpoint.base_url, endpoint.keys["api_key"])
 
-    async def _read(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """Call Unbill and return its JSON object; a malformed body is transient."""
-        # httpx's own transport errors propagate: the activities classify timeouts and refusals.
-        response = await self._client.request(
-            method, path, json=body, headers=idempotency_header(idempotency_key)
-        )
-        raise_for_provider_status(response, "Unbill")
-        return read_object(response, "Unbill", exact_numbers=True)
-
-    async def _succeed(self, method: str, path: str, **kwargs: Any) -> None:
+    async def _succeed(self, method: str, path: str, **options: Unpack[RequestOptions]) -> None:
         """Call one of Unbill's `{"success": true}` routes."""
-        result = await self._read(method, path, **kwargs)
+        result = await self._object(method, path, **options)
         if result.get("success") is not True:
             raise ProviderUnavailable(f"Unbill did not confirm {method} {path}.")
 
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:
-        client = await self._read("POST", "/client", body={"identifier": request.user_ref})
+        client = await self._object("POST", "/client", body={"identifier": request.user_ref})
         client_id = client.get("clientId")
         if not isinstance(client_id, str) or not client_id:
             raise ProviderUnavailable("Unbill created a client but did not say its clientId.")
@@ -241,7 +218,7 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         if test_status := credentials.extra.get(TEST_STATUS_FIELD):
             body[TEST_STATUS_FIELD] = test_status.get_secret_value()
         try:
-            auth = await self._read("POST", "/auth", body=body, idempotency_key=idempotency_key)
+            auth = await self._object("POST", "/auth", body=body, idempotency_key=idempotency_key)
         except ProviderRejectedRequest as error:
             if error.status_code != 404:
                 raise
@@ -253,8 +230,7 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         auth_id = auth.get("_id")
         if not isinstance(auth_id, str) or not auth_id:
             raise ProviderUnavailable("Unbill created an auth but did not say its _id.")
-        company = auth.get("company")
-        company_id = company.get("_id") if isinstance(company, dict) else None
+        company_id = object_or_empty(auth.get("company")).get("_id")
         session = {
             "client_id": client_id,
             "auth_id": auth_id,
@@ -263,7 +239,7 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         return state_from_auth(auth, session)
 
     async def poll(self, session: dict[str, str]) -> ProviderState:
-        return state_from_auth(await self._read("GET", f"/auth/{session['auth_id']}"), session)
+        return state_from_auth(await self._object("GET", f"/auth/{session['auth_id']}"), session)
 
     async def answer(
         self,
@@ -300,15 +276,13 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         return await self.fix_hold(session)
 
     async def fetch_accounts(self, session: dict[str, str]) -> list[Account]:
-        listed = await self._read("GET", f"/bill/list/{session['client_id']}")
+        listed = await self._object("GET", f"/bill/list/{session['client_id']}")
         accounts = []
         for entry in listed.get("data") or []:
-            bill = entry.get("bill") if isinstance(entry, dict) else None
+            bill = object_or_empty(entry).get("bill")
             if not isinstance(bill, dict) or not bill.get("_id"):
                 continue
-            company = bill.get("company")
-            if not isinstance(company, dict):
-                company = {}
+            company = object_or_empty(bill.get("company"))
             # Unbill lists every bill of the client; this link's are the auth's company's.
             if str(company.get("_id")) != session["company_id"]:
                 continue
@@ -325,17 +299,4 @@ class UnbillAdapter(LifecycleByLoggingInAgain):
         return accounts
 
     async def revoke(self, session: dict[str, str]) -> None:
-        try:
-            await self._succeed("DELETE", f"/auth/{session['auth_id']}")
-        except ProviderRejectedRequest as error:
-            if error.status_code != 404:
-                raise
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def create_adapter(settings: ProviderSettings) -> UnbillAdapter:
-    endpoint = settings.endpoint(Provider.UNBILL, {"api_key": "sandbox-api-key"})
-    return UnbillAdapter(endpoint.base_url, endpoint.keys["api_key"])
+        await self._unless_gone(self._succeed("DELETE", f"/auth/{session['auth_id']}"))

@@ -1,9 +1,10 @@
 """The sandbox's ASGI app: each provider's contract mounted under its own path prefix.
 
-Each provider lives in its own module (`sandbox/mx.py`, `sandbox/arcadia.py`, ...)
-whose state object builds a Starlette `Mount`; adding a provider is one more entry in
-`SANDBOX_MODULES`. The state objects stay reachable as `app.state.providers` so that in-process
-tests can look inside (for instance at the Idempotency-Keys a provider has seen).
+Each provider lives in its own module (`sandbox/mx.py`, `sandbox/arcadia.py`, ...) whose state
+object, a `ProviderSandbox` (`sandbox/skeleton.py`), builds a Starlette `Mount`; adding a provider
+is one more entry in `SANDBOXES`, a typed table of each module's `create_sandbox`. The state
+objects stay reachable as `app.state.providers` so that in-process tests can look inside (for
+instance at the Idempotency-Keys a provider has seen).
 
 Around the providers sit the two pieces a chaos test needs: each provider's mount is wrapped in
 its own `IdempotentReplay` (`app.state.replays`), and the whole app in a `FaultInjector`
@@ -25,10 +26,9 @@ a provider stop waiting within seconds.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -36,40 +36,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from sandbox import arcadia, mx, synapse, teal, unbill
 from sandbox.faults import FaultInjector, FaultPlan, Faults
 from sandbox.idempotency import IdempotentReplay
 from sandbox.request_log import RequestLog, RequestRecorder
+from sandbox.skeleton import ProviderSandbox
 
 CONTROL_PREFIX = "/_sandbox"
-
-
-class ProviderSandbox(Protocol):
-    """One provider's in-memory API."""
-
-    def mount(self) -> Mount: ...
 
 
 async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-SANDBOX_MODULES = {
-    "mx": "sandbox.mx",
-    "synapse": "sandbox.synapse",
-    "arcadia": "sandbox.arcadia",
-    "teal": "sandbox.teal",
-    "unbill": "sandbox.unbill",
+# Every provider the sandbox serves, by name, with the factory that builds it for a latency.
+SANDBOXES: dict[str, Callable[[float], ProviderSandbox]] = {
+    "mx": mx.create_sandbox,
+    "synapse": synapse.create_sandbox,
+    "arcadia": arcadia.create_sandbox,
+    "teal": teal.create_sandbox,
+    "unbill": unbill.create_sandbox,
 }
-
-
-# The providers whose MFA requests expire in the sandbox; `create_sandbox` takes their window.
-MFA_WINDOW_PROVIDERS = frozenset({"arcadia", "mx"})
+# The providers whose MFA requests expire in the sandbox; their factory also takes the window.
+MFA_WINDOW_SANDBOXES: dict[str, Callable[[float, float | None], ProviderSandbox]] = {
+    "arcadia": arcadia.create_sandbox,
+    "mx": mx.create_sandbox,
+}
+MFA_WINDOW_PROVIDERS = frozenset(MFA_WINDOW_SANDBOXES)
 
 
 def provider_sandboxes(
     latency_seconds: float, mfa_window_seconds: Mapping[str, float | None] | None = None
 ) -> dict[str, ProviderSandbox]:
-    """Every provider the sandbox serves, by name; each module has `create_sandbox`.
+    """Every provider the sandbox serves, by name.
 
     `mfa_window_seconds` overrides a provider's MFA window (None: it never expires); a provider
     left out keeps its module's default.
@@ -77,20 +76,12 @@ def provider_sandboxes(
     windows = dict(mfa_window_seconds or {})
     if unknown := set(windows) - MFA_WINDOW_PROVIDERS:
         raise ValueError(f"No MFA window to set for {', '.join(sorted(unknown))}.")
-    sandboxes: dict[str, ProviderSandbox] = {}
-    for name, module in SANDBOX_MODULES.items():
-        create = importlib.import_module(module).create_sandbox
-        if name in windows:
-            sandboxes[name] = create(latency_seconds, mfa_window_seconds=windows[name])
-        else:
-            sandboxes[name] = create(latency_seconds)
-    return sandboxes
-
-
-def _duplicate_requests(provider: ProviderSandbox) -> int:
-    """The provider module's own count of repeated keys (only a key that slipped past replay)."""
-    count = getattr(provider, "duplicate_requests", 0)
-    return count if isinstance(count, int) else 0
+    return {
+        name: MFA_WINDOW_SANDBOXES[name](latency_seconds, windows[name])
+        if name in windows
+        else create(latency_seconds)
+        for name, create in SANDBOXES.items()
+    }
 
 
 @dataclass
@@ -117,7 +108,7 @@ class ControlPlane:
         providers = {
             name: self.replays[name].stats.as_dict()
             | {
-                "duplicate_requests": _duplicate_requests(provider)
+                "duplicate_requests": provider.duplicate_requests
                 - self.duplicate_baseline.get(name, 0)
             }
             for name, provider in self.providers.items()
@@ -137,7 +128,7 @@ class ControlPlane:
         self.request_log.clear()
         for name, provider in self.providers.items():
             self.replays[name].stats.reset()
-            self.duplicate_baseline[name] = _duplicate_requests(provider)
+            self.duplicate_baseline[name] = provider.duplicate_requests
         return JSONResponse(self.stats())
 
 

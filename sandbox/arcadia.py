@@ -55,12 +55,9 @@ A job in progress resolves on the first read after `latency_seconds`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,19 +65,25 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
+from sandbox.skeleton import (
+    ProviderSandbox,
+    Refused,
+    RouteSpec,
+    basic_credentials,
+    bearer_token,
+    idempotency_key,
+    json_object,
+)
 from sandbox.users import (
     GOOD_PASSWORD,
     MAX_WRONG_ANSWERS,
     OTP_PHONES,
-    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     scenario_for,
 )
 
-PREFIX = "/arcadia"
 VERSION_HEADER = "arcadia-version"
 API_VERSION = "2024-02-21"
 # Assumption: the versions this sandbox serves; Arcadia refuses a version it does not know.
@@ -168,23 +171,8 @@ OTP_METHODS: tuple[dict[str, str], ...] = (
 SINGLE_METHOD: dict[str, str] = {"type": "SMS", "value": OTP_PHONES[0].label}
 # Assumption: a subset of Arcadia's account object.
 ACCOUNT_SPECS = (("ELECTRIC", "4000123401234"), ("GAS", "4000123405678"))
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class Refused(Exception):
-    """A request the sandbox refuses; becomes an Arcadia-style error body."""
-
-    def __init__(self, status: int, message: str, error: str = "bad_request") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error = error
-
-
-def error(status: int, message: str, code: str) -> JSONResponse:
-    # Assumption: Arcadia's error body shape.
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+# Assumption: Arcadia's code for a request it cannot read.
+BAD_REQUEST = "bad_request"
 
 
 def iso(moment: datetime) -> str:
@@ -219,7 +207,6 @@ class Credential:
     wrong_answers: int = 0
     created_at: datetime = field(default_factory=utc_now)
     last_modified_at: datetime = field(default_factory=utc_now)
-    idempotency_keys: dict[str, int] = field(default_factory=dict)
 
     def advance(self, now: float) -> None:
         """Resolve the job in progress if its time has come, or time out an unanswered MFA."""
@@ -341,26 +328,20 @@ FIRST_STEPS: dict[Scenario, tuple[str, str | None]] = {
 
 
 @dataclass
-class ArcadiaSandbox:
+class ArcadiaSandbox(ProviderSandbox):
     """Arcadia's state for one sandbox process: tokens, credentials, Idempotency-Keys seen."""
 
-    latency_seconds: float = 0.3
-    clock: Callable[[], float] = time.monotonic
+    PREFIX = "/arcadia"
+
     # How long a request for MFA input stays open; None: for ever.
     mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
     tokens: dict[str, float] = field(default_factory=dict)
     credentials: dict[str, Credential] = field(default_factory=dict)
-    # Idempotency-Key -> credential id, and how many requests repeated a key already seen.
-    idempotency_keys: dict[str, str] = field(default_factory=dict)
-    duplicate_requests: int = 0
     tokens_issued: int = 0
 
-    def mount(self) -> Mount:
-        return Mount(PREFIX, routes=self.routes())
-
-    def routes(self) -> list[Route]:
+    def route_table(self) -> Sequence[RouteSpec]:
         credential = "/plug/credentials/{credential}"
-        table: Sequence[tuple[str, str, Handler]] = (
+        return (
             ("/plug/credentials", "POST", self.create_credential),
             (credential, "GET", self.get_credential),
             (f"{credential}/mfa", "POST", self.submit_mfa),
@@ -368,9 +349,26 @@ class ArcadiaSandbox:
             (f"{credential}/disable", "POST", self.disable_credential),
             ("/plug/accounts", "GET", self.list_accounts),
         )
-        return [Route("/oauth2/token", self.create_token, methods=["POST"])] + [
-            Route(path, self._guarded(handler), methods=[method]) for path, method, handler in table
-        ]
+
+    def open_routes(self) -> Sequence[RouteSpec]:
+        return (("/oauth2/token", "POST", self.create_token),)
+
+    def check(self, request: Request) -> None:
+        """Arcadia's checks on every Plug request: a live Bearer token and a known version."""
+        expires_at = self.tokens.get(bearer_token(request) or "")
+        if expires_at is None or self.clock() >= expires_at:
+            raise Refused(401, "A valid Bearer access token is required.", "unauthorized")
+        if request.headers.get(VERSION_HEADER) not in SUPPORTED_VERSIONS:
+            raise Refused(
+                400, f"Set the Arcadia-Version header to {API_VERSION}.", "invalid_version"
+            )
+
+    def error_response(self, refused: Refused) -> Response:
+        # Assumption: Arcadia's error body shape.
+        return JSONResponse(
+            {"error": refused.code or BAD_REQUEST, "message": refused.message},
+            status_code=refused.status,
+        )
 
     def expire_tokens(self) -> None:
         """Test hook: every token issued so far is expired from now on."""
@@ -384,7 +382,7 @@ class ArcadiaSandbox:
         if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
             return _oauth_error(400, "invalid_request", "Send a form-encoded body.")
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        client_id, client_secret = _basic_credentials(request)
+        client_id, client_secret = basic_credentials(request) or (None, None)
         client_id = form.get("client_id", client_id)
         client_secret = form.get("client_secret", client_secret)
         if form.get("grant_type") != "client_credentials":
@@ -399,26 +397,6 @@ class ArcadiaSandbox:
             headers={"Cache-Control": "no-store"},
         )
 
-    def _guarded(self, handler: Handler) -> Handler:
-        """Arcadia's checks on every Plug request, and `Refused` turned into an error body."""
-
-        async def checked(request: Request) -> Response:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            expires_at = self.tokens.get(token) if scheme.lower() == "bearer" else None
-            if expires_at is None or self.clock() >= expires_at:
-                return error(401, "A valid Bearer access token is required.", "unauthorized")
-            version = request.headers.get(VERSION_HEADER)
-            if version not in SUPPORTED_VERSIONS:
-                return error(
-                    400, f"Set the Arcadia-Version header to {API_VERSION}.", "invalid_version"
-                )
-            try:
-                return await handler(request)
-            except Refused as refused:
-                return error(refused.status, refused.message, refused.error)
-
-        return checked
-
     # ------------------------------------------------------------------ credentials
 
     def _credential(self, request: Request) -> Credential:
@@ -428,17 +406,8 @@ class ArcadiaSandbox:
         credential.advance(self.clock())
         return credential
 
-    def _record_idempotency_key(self, request: Request, credential: Credential) -> None:
-        key = request.headers.get("idempotency-key")
-        if not key:
-            return
-        if key in self.idempotency_keys:
-            self.duplicate_requests += 1
-        self.idempotency_keys.setdefault(key, credential.id)
-        credential.idempotency_keys[key] = credential.idempotency_keys.get(key, 0) + 1
-
     async def create_credential(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not username or not isinstance(password, str):
             raise Refused(400, "username and password are required strings.")
@@ -456,9 +425,7 @@ class ArcadiaSandbox:
             scenario=scenario,
             username=username,
             correlation_id=correlation_id,
-            resolves_at=now
-            + self.latency_seconds
-            + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
+            resolves_at=now + self.job_seconds(scenario is Scenario.SLOW),
             next_step=step,
             final_detail=detail,
             mfa_window_seconds=self.mfa_window_seconds,
@@ -466,7 +433,7 @@ class ArcadiaSandbox:
         if scenario is Scenario.QUESTION:
             credential.chosen_method = dict(SINGLE_METHOD)
         self.credentials[credential.id] = credential
-        self._record_idempotency_key(request, credential)
+        self.ledger.record(idempotency_key(request), credential.id)
         return JSONResponse(credential.body())
 
     async def get_credential(self, request: Request) -> Response:
@@ -482,11 +449,11 @@ class ArcadiaSandbox:
         return credential.mfa
 
     async def submit_mfa(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         credential = self._credential(request)
         # Recorded before the checks: a retried submission arriving after the first was accepted
         # is exactly the duplicate worth counting.
-        self._record_idempotency_key(request, credential)
+        self.ledger.record(idempotency_key(request), credential.id)
         mfa = self._waiting_job(credential, body)
         resubmission, kind, value = body.get("resubmission"), body.get("type"), body.get("value")
         if not isinstance(resubmission, bool) or not isinstance(kind, str):
@@ -515,9 +482,9 @@ class ArcadiaSandbox:
         return JSONResponse(credential.body())
 
     async def submit_otp(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         credential = self._credential(request)
-        self._record_idempotency_key(request, credential)
+        self.ledger.record(idempotency_key(request), credential.id)
         mfa = self._waiting_job(credential, body)
         if mfa["type"] != ONE_TIME_PASSCODE:
             raise Refused(409, "Select a verification method first.", "conflict")
@@ -580,27 +547,6 @@ def _oauth_error(status: int, code: str, description: str) -> JSONResponse:
         status_code=status,
         headers={"WWW-Authenticate": "Basic"} if status == 401 else None,
     )
-
-
-def _basic_credentials(request: Request) -> tuple[str | None, str | None]:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None, None
-    try:
-        client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None, None
-    return client_id, secret
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as invalid:
-        raise Refused(400, "The body must be a JSON object.") from invalid
-    if not isinstance(body, dict):
-        raise Refused(400, "The body must be a JSON object.")
-    return body
 
 
 def _paging(request: Request) -> tuple[int, int]:

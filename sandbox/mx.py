@@ -35,25 +35,28 @@ refused with 409, as any resume of a member that is not CHALLENGED is here.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
+from sandbox.skeleton import (
+    ProviderSandbox,
+    Refused,
+    RouteSpec,
+    basic_credentials,
+    idempotency_key,
+    json_object,
+)
 from sandbox.users import (
     MAX_WRONG_ANSWERS,
     OTP_DESTINATION_QUESTION,
     OTP_PHONES,
     SECURITY_QUESTION,
-    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     is_offered,
@@ -61,7 +64,6 @@ from sandbox.users import (
     scenario_for,
 )
 
-PREFIX = "/mx"
 MX_ACCEPT = "application/vnd.mx.api.v1+json"
 INSTITUTION_CODE = "mxbank"
 DEFAULT_RECORDS_PER_PAGE = 25
@@ -89,22 +91,6 @@ CREDENTIAL_FIELDS: tuple[dict[str, Any], ...] = (
     },
 )
 CREDENTIAL_GUIDS = {str(f["field_name"]): str(f["guid"]) for f in CREDENTIAL_FIELDS}
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class BadRequest(Exception):
-    """A request the sandbox refuses; becomes an MX-style error body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error(status: int, message: str) -> JSONResponse:
-    # Assumption: MX's error body shape.
-    return JSONResponse({"error": {"message": message}}, status_code=status)
 
 
 def now_iso() -> str:
@@ -179,8 +165,6 @@ class Member:
     # How long the bank waits for the answers to a challenge (None: for ever), and since when.
     mfa_window_seconds: float | None = None
     challenged_at: float = 0.0
-    # Every Idempotency-Key sent for this member, with how many requests carried it.
-    idempotency_keys: dict[str, int] = field(default_factory=dict)
 
     def advance(self, now: float) -> None:
         """Resolve a job in progress once its latency has passed; expire an unanswered challenge."""
@@ -228,7 +212,7 @@ class Member:
         """Judge one round of answers (already checked to cover every current challenge)."""
         asked = self.asked
         if asked is None:
-            raise BadRequest(409, "The member has no question to answer.")
+            raise Refused(409, "The member has no question to answer.")
         right = all(asked.accepts(value) for value in answers.values())
         self.connection_status = "RESUMED"
         self.challenges = []
@@ -286,29 +270,23 @@ class Member:
 
 
 @dataclass
-class MxSandbox:
+class MxSandbox(ProviderSandbox):
     """MX's state for one sandbox process: users, members and the Idempotency-Keys seen."""
 
-    latency_seconds: float = 0.3
-    clock: Callable[[], float] = time.monotonic
+    PREFIX = "/mx"
+
     # How long a challenge waits for its answers before the member is EXPIRED; None: for ever.
     mfa_window_seconds: float | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
-    # Idempotency-Key -> member guid, and how many requests repeated a key already seen.
-    idempotency_keys: dict[str, str] = field(default_factory=dict)
-    duplicate_requests: int = 0
     # The bank's side, set by the test-only bank-events route: a username's changed password,
     # and what its next aggregation meets ("mfa_expired" or "hold").
     bank_passwords: dict[str, str] = field(default_factory=dict)
     bank_events: dict[str, str] = field(default_factory=dict)
 
-    def mount(self) -> Mount:
-        return Mount(PREFIX, routes=self.routes())
-
-    def routes(self) -> list[Route]:
+    def route_table(self) -> Sequence[RouteSpec]:
         member = "/users/{user}/members/{member}"
-        table: Sequence[tuple[str, str, Handler]] = (
+        return (
             ("/users", "POST", self.create_user),
             ("/users", "GET", self.list_users),
             ("/institutions/{code}/credentials", "GET", self.institution_credentials),
@@ -321,38 +299,41 @@ class MxSandbox:
             (member, "PUT", self.update_member),
             (member, "DELETE", self.delete_member),
         )
-        return [
-            Route("/_sandbox/bank-events", self.bank_event, methods=["POST"]),
-            *(Route(path, _guarded(handler), methods=[method]) for path, method, handler in table),
-        ]
+
+    def open_routes(self) -> Sequence[RouteSpec]:
+        return (("/_sandbox/bank-events", "POST", self.bank_event),)
+
+    def check(self, request: Request) -> None:
+        """MX's checks on every request: Basic client_id:api_key, and MX's Accept header."""
+        client_id, api_key = basic_credentials(request) or ("", "")
+        if not (client_id and api_key):
+            raise Refused(401, "Authentication is required: use Basic client_id:api_key.")
+        accepted = request.headers.get("accept", "").split(",")
+        if not any(item.split(";")[0].strip().lower() == MX_ACCEPT for item in accepted):
+            raise Refused(406, f"Set the Accept header to {MX_ACCEPT}.")
+
+    def error_response(self, refused: Refused) -> Response:
+        # Assumption: MX's error body shape.
+        return JSONResponse({"error": {"message": refused.message}}, status_code=refused.status)
 
     # ------------------------------------------------------------------ helpers
 
     def _member(self, request: Request) -> Member:
         member = self.members.get(request.path_params["member"])
         if member is None or member.user_guid != request.path_params["user"]:
-            raise BadRequest(404, "Member not found.")
+            raise Refused(404, "Member not found.")
         member.advance(self.clock())
         return member
-
-    def _record_idempotency_key(self, request: Request, member: Member) -> None:
-        key = request.headers.get("idempotency-key")
-        if not key:
-            return
-        if key in self.idempotency_keys:
-            self.duplicate_requests += 1
-        self.idempotency_keys.setdefault(key, member.guid)
-        member.idempotency_keys[key] = member.idempotency_keys.get(key, 0) + 1
 
     # ------------------------------------------------------------------ users
 
     async def create_user(self, request: Request) -> Response:
-        user = (await _json_body(request)).get("user")
+        user = (await json_object(request)).get("user")
         if not isinstance(user, dict):
-            raise BadRequest(400, "The body must be {'user': {...}}.")
+            raise Refused(400, "The body must be {'user': {...}}.")
         partner_id = user.get("id")
         if partner_id is not None and any(u["id"] == partner_id for u in self.users.values()):
-            raise BadRequest(409, "A user with this id already exists.")
+            raise Refused(409, "A user with this id already exists.")
         guid = f"USR-{uuid.uuid4()}"
         self.users[guid] = {
             "guid": guid,
@@ -370,26 +351,26 @@ class MxSandbox:
 
     async def institution_credentials(self, request: Request) -> Response:
         if request.path_params["code"] != INSTITUTION_CODE:
-            raise BadRequest(404, "Institution not found.")
+            raise Refused(404, "Institution not found.")
         return JSONResponse({"credentials": list(CREDENTIAL_FIELDS)})
 
     # ------------------------------------------------------------------ members
 
     async def create_member(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         user_guid = request.path_params["user"]
         if user_guid not in self.users:
-            raise BadRequest(404, "User not found.")
+            raise Refused(404, "User not found.")
         requested = body.get("member")
         if not isinstance(requested, dict):
-            raise BadRequest(400, "The body must be {'member': {...}}.")
+            raise Refused(400, "The body must be {'member': {...}}.")
         if requested.get("institution_code") != INSTITUTION_CODE:
-            raise BadRequest(404, "Institution not found.")
+            raise Refused(404, "Institution not found.")
         given = _guid_values(requested.get("credentials"), "member.credentials")
         if unknown := set(given) - set(CREDENTIAL_GUIDS.values()):
-            raise BadRequest(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
+            raise Refused(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
         if missing := [n for n, g in CREDENTIAL_GUIDS.items() if not given.get(g)]:
-            raise BadRequest(400, f"Missing credential: {', '.join(missing)}.")
+            raise Refused(400, f"Missing credential: {', '.join(missing)}.")
         username = given[CREDENTIAL_GUIDS["username"]]
         password = given[CREDENTIAL_GUIDS["password"]]
         scenario = scenario_for(username, password)
@@ -399,14 +380,12 @@ class MxSandbox:
             username=username,
             password=password,
             scenario=scenario,
-            resolves_at=self.clock()
-            + self.latency_seconds
-            + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
+            resolves_at=self.clock() + self.job_seconds(scenario is Scenario.SLOW),
             next_step=FIRST_STEPS[scenario],
             mfa_window_seconds=self.mfa_window_seconds,
         )
         self.members[member.guid] = member
-        self._record_idempotency_key(request, member)
+        self.ledger.record(idempotency_key(request), member.guid)
         return JSONResponse({"member": member.member_body()}, status_code=202)
 
     async def member_status(self, request: Request) -> Response:
@@ -424,24 +403,24 @@ class MxSandbox:
         )
 
     async def resume(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         # The body is read before the member so that no await separates the checks below from
         # the change they guard.
         member = self._member(request)
         # Recorded before the checks: a retried resume that arrives after the first was accepted
         # is exactly the duplicate worth counting.
-        self._record_idempotency_key(request, member)
+        self.ledger.record(idempotency_key(request), member.guid)
         if member.connection_status != "CHALLENGED":
-            raise BadRequest(409, f"The member is {member.connection_status}, not CHALLENGED.")
+            raise Refused(409, f"The member is {member.connection_status}, not CHALLENGED.")
         requested = body.get("member")
         if not isinstance(requested, dict):
-            raise BadRequest(400, "The body must be {'member': {'challenges': [...]}}.")
+            raise Refused(400, "The body must be {'member': {'challenges': [...]}}.")
         answers = _guid_values(requested.get("challenges"), "member.challenges")
         current = {challenge["guid"] for challenge in member.challenges}
         if unknown := set(answers) - current:
-            raise BadRequest(400, f"Not a current challenge: {', '.join(sorted(unknown))}.")
+            raise Refused(400, f"Not a current challenge: {', '.join(sorted(unknown))}.")
         if missing := current - set(answers):
-            raise BadRequest(400, f"Answer every challenge; missing {', '.join(sorted(missing))}.")
+            raise Refused(400, f"Answer every challenge; missing {', '.join(sorted(missing))}.")
         member.resume(answers, self.clock(), self.latency_seconds)
         return JSONResponse({"member": member.member_body()}, status_code=202)
 
@@ -458,9 +437,9 @@ class MxSandbox:
     async def aggregate(self, request: Request) -> Response:
         # Assumption: MX's "Aggregate member" answers 202 with the member.
         member = self._member(request)
-        self._record_idempotency_key(request, member)
+        self.ledger.record(idempotency_key(request), member.guid)
         if member.connection_status in ("CREATED", "CHALLENGED", "RESUMED"):
-            raise BadRequest(409, f"The member is {member.connection_status}; it cannot aggregate.")
+            raise Refused(409, f"The member is {member.connection_status}; it cannot aggregate.")
         member.aggregate(
             self._aggregation_step(member), self.clock(), self.latency_seconds, "CONNECTED"
         )
@@ -469,15 +448,15 @@ class MxSandbox:
     async def update_member(self, request: Request) -> Response:
         # Assumption: MX's "Update member" takes `{"member": {"credentials": [...]}}` and
         # aggregates with the new credentials.
-        body = await _json_body(request)
+        body = await json_object(request)
         member = self._member(request)
-        self._record_idempotency_key(request, member)
+        self.ledger.record(idempotency_key(request), member.guid)
         requested = body.get("member")
         if not isinstance(requested, dict):
-            raise BadRequest(400, "The body must be {'member': {...}}.")
+            raise Refused(400, "The body must be {'member': {...}}.")
         given = _guid_values(requested.get("credentials"), "member.credentials")
         if unknown := set(given) - set(CREDENTIAL_GUIDS.values()):
-            raise BadRequest(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
+            raise Refused(400, f"Unknown credential guid: {', '.join(sorted(unknown))}.")
         member.username = given.get(CREDENTIAL_GUIDS["username"], member.username)
         member.password = given.get(CREDENTIAL_GUIDS["password"], member.password)
         member.is_being_aggregated = False
@@ -505,22 +484,19 @@ class MxSandbox:
 
     async def bank_event(self, request: Request) -> Response:
         """Test only: make the bank change a user's password, expire its MFA, or hold it."""
-        try:
-            body = await _json_body(request)
-            username, event = body.get("username"), body.get("event")
-            if not isinstance(username, str) or not username:
-                raise BadRequest(400, "username is required.")
-            if event == "password_changed":
-                new_password = body.get("new_password")
-                if not isinstance(new_password, str) or not new_password:
-                    raise BadRequest(400, "password_changed needs a new_password.")
-                self.bank_passwords[username] = new_password
-            elif event in ("mfa_expired", "hold"):
-                self.bank_events[username] = event
-            else:
-                raise BadRequest(400, "event must be password_changed, mfa_expired or hold.")
-        except BadRequest as refused:
-            return error(refused.status, refused.message)
+        body = await json_object(request)
+        username, event = body.get("username"), body.get("event")
+        if not isinstance(username, str) or not username:
+            raise Refused(400, "username is required.")
+        if event == "password_changed":
+            new_password = body.get("new_password")
+            if not isinstance(new_password, str) or not new_password:
+                raise Refused(400, "password_changed needs a new_password.")
+            self.bank_passwords[username] = new_password
+        elif event in ("mfa_expired", "hold"):
+            self.bank_events[username] = event
+        else:
+            raise Refused(400, "event must be password_changed, mfa_expired or hold.")
         return JSONResponse({"username": username, "event": event})
 
     async def delete_member(self, request: Request) -> Response:
@@ -529,61 +505,19 @@ class MxSandbox:
         return Response(status_code=204)
 
 
-def _guarded(handler: Handler) -> Handler:
-    """MX's checks on every request, and `BadRequest` turned into an error response."""
-
-    async def checked(request: Request) -> Response:
-        if not _has_basic_auth(request):
-            return error(401, "Authentication is required: use Basic client_id:api_key.")
-        if not _accepts_mx(request):
-            return error(406, f"Set the Accept header to {MX_ACCEPT}.")
-        try:
-            return await handler(request)
-        except BadRequest as refused:
-            return error(refused.status, refused.message)
-
-    return checked
-
-
-def _has_basic_auth(request: Request) -> bool:
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        client_id, _, api_key = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return bool(client_id and api_key)
-
-
-def _accepts_mx(request: Request) -> bool:
-    accepted = request.headers.get("accept", "").split(",")
-    return any(item.split(";")[0].strip().lower() == MX_ACCEPT for item in accepted)
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as invalid:
-        raise BadRequest(400, "The body must be a JSON object.") from invalid
-    if not isinstance(body, dict):
-        raise BadRequest(400, "The body must be a JSON object.")
-    return body
-
-
 def _guid_values(items: object, where: str) -> dict[str, str]:
     """Read `[{"guid": ..., "value": ...}]`, MX's shape for credentials and answers."""
     if not isinstance(items, list) or not items:
-        raise BadRequest(400, f"{where} must be a non-empty list of {{'guid', 'value'}}.")
+        raise Refused(400, f"{where} must be a non-empty list of {{'guid', 'value'}}.")
     values: dict[str, str] = {}
     for item in items:
         if not isinstance(item, dict):
-            raise BadRequest(400, f"Every item of {where} must be {{'guid', 'value'}}.")
+            raise Refused(400, f"Every item of {where} must be {{'guid', 'value'}}.")
         guid, value = item.get("guid"), item.get("value")
         if not isinstance(guid, str) or not isinstance(value, str):
-            raise BadRequest(400, f"Every item of {where} needs a string guid and value.")
+            raise Refused(400, f"Every item of {where} needs a string guid and value.")
         if guid in values:
-            raise BadRequest(400, f"{where} gives {guid} twice.")
+            raise Refused(400, f"{where} gives {guid} twice.")
         values[guid] = value
     return values
 
@@ -593,11 +527,9 @@ def _paging(request: Request) -> tuple[int, int]:
         page = int(request.query_params.get("page", "1"))
         per_page = int(request.query_params.get("records_per_page", DEFAULT_RECORDS_PER_PAGE))
     except ValueError as invalid:
-        raise BadRequest(400, "page and records_per_page must be integers.") from invalid
+        raise Refused(400, "page and records_per_page must be integers.") from invalid
     if page < 1 or not 1 <= per_page <= MAX_RECORDS_PER_PAGE:
-        raise BadRequest(
-            400, f"page must be 1 or more; records_per_page 1 to {MAX_RECORDS_PER_PAGE}."
-        )
+        raise Refused(400, f"page must be 1 or more; records_per_page 1 to {MAX_RECORDS_PER_PAGE}.")
     return page, per_page
 
 

@@ -48,20 +48,26 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
+from sandbox.skeleton import (
+    IDEMPOTENCY_KEY_HEADER,
+    ProviderSandbox,
+    Refused,
+    RouteSpec,
+    idempotency_key,
+    json_object,
+    object_id,
+)
 from sandbox.users import (
     MAX_WRONG_ANSWERS,
     OTP_PHONES,
     SECURITY_QUESTION,
-    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     otp_code_prompt,
     scenario_for,
 )
 
-PREFIX = "/synapse"
 API_HOST = "https://uat-api.synapsefi.com"
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -69,7 +75,7 @@ CLIENT_NAME = "linkflow sandbox"
 GATEWAY_HEADER = "x-sp-gateway"
 USER_HEADER = "x-sp-user"
 USER_IP_HEADER = "x-sp-user-ip"
-IDEMPOTENCY_HEADERS = ("idempotency-key", "x-sp-idempotency-key")
+IDEMPOTENCY_HEADERS = (IDEMPOTENCY_KEY_HEADER, "x-sp-idempotency-key")
 OAUTH_EXPIRES_IN = 7200
 
 # Synapse's documented test logins (any bank_name), beside the shared test users.
@@ -87,31 +93,24 @@ HOLD_MESSAGE = (
 BAD_LOGIN_MESSAGE = "The username or password provided were not correct."
 MFA_FAILED_MESSAGE = "Incorrect Values Supplied: the MFA answers were not correct."
 
-Handler = Callable[[Request], Awaitable[Response]]
 Reply = tuple[int, dict[str, Any]]
+# Synapse's code for a payload it cannot read.
+PAYLOAD_ERROR = "200"
 
 
-class SynapseError(Exception):
+def refusal(http_code: int, error_code: str, message: str) -> Refused:
+    """A refusal with Synapse's `error_code`."""
+    return Refused(http_code, message, error_code)
+
+
+def reply_to(refused: Refused) -> Reply:
     """A refusal in Synapse's error shape."""
-
-    def __init__(self, http_code: int, error_code: str, message: str) -> None:
-        super().__init__(message)
-        self.http_code = http_code
-        self.error_code = error_code
-        self.message = message
-
-    def reply(self) -> Reply:
-        return self.http_code, {
-            "error": {"en": self.message},
-            "error_code": self.error_code,
-            "http_code": str(self.http_code),
-            "success": False,
-        }
-
-
-def object_id() -> str:
-    """A 24-hex id, like Synapse's (Mongo) ids."""
-    return secrets.token_hex(12)
+    return refused.status, {
+        "error": {"en": refused.message},
+        "error_code": refused.code or PAYLOAD_ERROR,
+        "http_code": str(refused.status),
+        "success": False,
+    }
 
 
 @dataclass(frozen=True)
@@ -242,27 +241,22 @@ class Login:
 
 
 @dataclass
-class SynapseSandbox:
+class SynapseSandbox(ProviderSandbox):
     """Synapse's state for one sandbox process: users, their nodes, logins in MFA, keys seen."""
 
-    latency_seconds: float = 0.3
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    PREFIX = "/synapse"
+
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     # user _id -> {"refresh_token", "oauth_keys", "body"}
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     logins: dict[str, Login] = field(default_factory=dict)
-    # Idempotency key -> the user it was sent for, and how many requests repeated a key.
-    idempotency_keys: dict[str, str] = field(default_factory=dict)
-    duplicate_requests: int = 0
     replies: dict[str, asyncio.Future[Reply]] = field(default_factory=dict)
 
-    def mount(self) -> Mount:
-        return Mount(PREFIX, routes=self.routes())
-
-    def routes(self) -> list[Route]:
+    def route_table(self) -> Sequence[RouteSpec]:
         nodes = "/v3.1/users/{user_id}/nodes"
-        table: Sequence[tuple[str, str, Handler]] = (
+        return (
             ("/v3.1/users", "POST", self.create_user),
             ("/v3.1/oauth/{user_id}", "POST", self.oauth),
             (nodes, "POST", self.add_node),
@@ -270,20 +264,21 @@ class SynapseSandbox:
             (f"{nodes}/{{node_id}}", "GET", self.get_node),
             (f"{nodes}/{{node_id}}", "DELETE", self.delete_node),
         )
-        return [Route(path, self._guarded(h), methods=[method]) for path, method, h in table]
 
-    def _guarded(self, handler: Handler) -> Handler:
-        """Synapse's header checks on every request, and its error shape for every refusal."""
+    def check(self, request: Request) -> None:
+        """Synapse's header checks on every request."""
+        client_id, _, client_secret = request.headers.get(GATEWAY_HEADER, "").partition("|")
+        if (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
+            raise refusal(401, "100", "Incorrect client credentials in X-SP-GATEWAY.")
+        _, bar, fingerprint = request.headers.get(USER_HEADER, "").partition("|")
+        if not bar or not fingerprint:
+            raise refusal(400, "120", "X-SP-USER must be oauth_key|fingerprint.")
+        if not request.headers.get(USER_IP_HEADER, "").strip():
+            raise refusal(400, PAYLOAD_ERROR, "X-SP-USER-IP is required.")
 
-        async def checked(request: Request) -> Response:
-            try:
-                _check_headers(request)
-                return await handler(request)
-            except SynapseError as refused:
-                status, body = refused.reply()
-                return JSONResponse(body, status_code=status)
-
-        return checked
+    def error_response(self, refused: Refused) -> Response:
+        status, body = reply_to(refused)
+        return JSONResponse(body, status_code=status)
 
     # ------------------------------------------------------------------ idempotency
 
@@ -291,15 +286,14 @@ class SynapseSandbox:
         self, request: Request, user_id: str, make: Callable[[], Awaitable[Reply]]
     ) -> Response:
         """Run `make` once per idempotency key; a repeated key gets the first reply again."""
-        key = next((request.headers[h] for h in IDEMPOTENCY_HEADERS if h in request.headers), "")
+        key = idempotency_key(request, IDEMPOTENCY_HEADERS)
         if not key:
             status, body = await _replied(make)
             return JSONResponse(body, status_code=status)
+        self.ledger.record(key, user_id)
         if key in self.replies:
-            self.duplicate_requests += 1
             status, body = await asyncio.shield(self.replies[key])
             return JSONResponse(body, status_code=status)
-        self.idempotency_keys[key] = user_id
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self.replies[key] = future
         future.set_result(await _replied(make))
@@ -309,12 +303,12 @@ class SynapseSandbox:
     # ------------------------------------------------------------------ users and oauth
 
     async def create_user(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, PAYLOAD_ERROR)
         logins = body.get("logins")
         if not isinstance(logins, list) or not logins or not isinstance(logins[0], dict):
-            raise SynapseError(400, "200", "logins is required.")
+            raise refusal(400, PAYLOAD_ERROR, "logins is required.")
         if not all(isinstance(body.get(k), list) for k in ("phone_numbers", "legal_names")):
-            raise SynapseError(400, "200", "phone_numbers and legal_names are required.")
+            raise refusal(400, PAYLOAD_ERROR, "phone_numbers and legal_names are required.")
         user_id = object_id()
 
         async def make() -> Reply:
@@ -346,13 +340,13 @@ class SynapseSandbox:
         return await self._once(request, user_id, make)
 
     async def oauth(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, PAYLOAD_ERROR)
         user_id = request.path_params["user_id"]
         user = self.users.get(user_id)
         if user is None:
-            raise SynapseError(404, "404", "User not found.")
+            raise refusal(404, "404", "User not found.")
         if body.get("refresh_token") != user["body"]["refresh_token"]:
-            raise SynapseError(401, "110", "refresh_token is invalid or expired.")
+            raise refusal(401, "110", "refresh_token is invalid or expired.")
         oauth_key = f"oauth_{secrets.token_hex(16)}"
         user["oauth_keys"].add(oauth_key)
         now = int(self.clock())
@@ -375,27 +369,29 @@ class SynapseSandbox:
         user_id: str = request.path_params["user_id"]
         user = self.users.get(user_id)
         if user is None:
-            raise SynapseError(404, "404", "User not found.")
+            raise refusal(404, "404", "User not found.")
         oauth_key = request.headers.get(USER_HEADER, "").partition("|")[0]
         if oauth_key not in user["oauth_keys"]:
             # Assumption: Synapse's answer to a missing, wrong or expired oauth key.
-            raise SynapseError(401, "110", "Error in oauth_key. oauth_key expired or invalid.")
+            raise refusal(401, "110", "Error in oauth_key. oauth_key expired or invalid.")
         return user_id
 
     # ------------------------------------------------------------------ nodes
 
     async def add_node(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, PAYLOAD_ERROR)
         user_id = self._user(request)
         if "access_token" in body or "mfa_answer" in body:
             return await self._once(request, user_id, lambda: self._answer(user_id, body))
         if body.get("type") != "ACH-US":
-            raise SynapseError(400, "200", "Only ACH-US bank logins are supported here.")
+            raise refusal(400, PAYLOAD_ERROR, "Only ACH-US bank logins are supported here.")
         info = body.get("info")
         if not isinstance(info, dict) or not all(
             isinstance(info.get(k), str) and info[k] for k in ("bank_id", "bank_pw", "bank_name")
         ):
-            raise SynapseError(400, "200", "info.bank_id, info.bank_pw and info.bank_name needed.")
+            raise refusal(
+                400, PAYLOAD_ERROR, "info.bank_id, info.bank_pw and info.bank_name needed."
+            )
         return await self._once(request, user_id, lambda: self._login(user_id, info))
 
     async def _login(self, user_id: str, info: dict[str, Any]) -> Reply:
@@ -407,11 +403,11 @@ class SynapseSandbox:
             script_name = scenario_for(bank_id, bank_pw)
         slow = script_name == Scenario.SLOW
         # A bank login is one long call (the seed advises a timeout "a little over 300sec").
-        await self.sleep(self.latency_seconds + (SLOW_JOB_SECONDS if slow else 0.0))
+        await self.sleep(self.job_seconds(slow))
         if script_name == Scenario.INVALID:
-            raise SynapseError(400, "110", BAD_LOGIN_MESSAGE)
+            raise refusal(400, "110", BAD_LOGIN_MESSAGE)
         if script_name == Scenario.HOLD:
-            raise SynapseError(400, "410", HOLD_MESSAGE)
+            raise refusal(400, "410", HOLD_MESSAGE)
         script = SCRIPTS[script_name]
         if not script:
             return self._linked(user_id)
@@ -422,20 +418,20 @@ class SynapseSandbox:
     async def _answer(self, user_id: str, body: dict[str, Any]) -> Reply:
         token, answer = body.get("access_token"), body.get("mfa_answer")
         if not isinstance(token, str) or not isinstance(answer, str) or not answer:
-            raise SynapseError(400, "200", "access_token and mfa_answer are required.")
+            raise refusal(400, PAYLOAD_ERROR, "access_token and mfa_answer are required.")
         login = self.logins.get(token)
         if login is None or login.user_id != user_id:
-            raise SynapseError(404, "404", "access_token not found or no longer valid.")
+            raise refusal(404, "404", "access_token not found or no longer valid.")
         # Checked before the wait, changed after it: a second answer in the meantime is refused.
         question, asked_round = login.question(), login.rounds
         await self.sleep(self.latency_seconds)
         if self.logins.get(token) is not login or login.rounds != asked_round:
-            raise SynapseError(409, "410", "This MFA question was already answered.")
+            raise refusal(409, "410", "This MFA question was already answered.")
         if not question.accepts(answer):
             login.wrong_answers += 1
             if login.wrong_answers >= MAX_WRONG_ANSWERS:
                 del self.logins[token]
-                raise SynapseError(409, "400", MFA_FAILED_MESSAGE)
+                raise refusal(409, "400", MFA_FAILED_MESSAGE)
             return login.mfa_reply()
         if question == PHONE_QUESTION:
             value = answer.strip()
@@ -477,7 +473,7 @@ class SynapseSandbox:
         user_id = self._user(request)
         node = self.nodes.get(request.path_params["node_id"])
         if node is None or node.user_id != user_id:
-            raise SynapseError(404, "404", "Node not found.")
+            raise refusal(404, "404", "Node not found.")
         return node
 
     async def get_node(self, request: Request) -> Response:
@@ -493,29 +489,8 @@ class SynapseSandbox:
 async def _replied(make: Callable[[], Awaitable[Reply]]) -> Reply:
     try:
         return await make()
-    except SynapseError as refused:
-        return refused.reply()
-
-
-def _check_headers(request: Request) -> None:
-    client_id, _, client_secret = request.headers.get(GATEWAY_HEADER, "").partition("|")
-    if (client_id, client_secret) != (CLIENT_ID, CLIENT_SECRET):
-        raise SynapseError(401, "100", "Incorrect client credentials in X-SP-GATEWAY.")
-    _, bar, fingerprint = request.headers.get(USER_HEADER, "").partition("|")
-    if not bar or not fingerprint:
-        raise SynapseError(400, "120", "X-SP-USER must be oauth_key|fingerprint.")
-    if not request.headers.get(USER_IP_HEADER, "").strip():
-        raise SynapseError(400, "200", "X-SP-USER-IP is required.")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as invalid:
-        raise SynapseError(400, "200", "The body must be a JSON object.") from invalid
-    if not isinstance(body, dict):
-        raise SynapseError(400, "200", "The body must be a JSON object.")
-    return body
+    except Refused as refused:
+        return reply_to(refused)
 
 
 def create_sandbox(latency_seconds: float) -> SynapseSandbox:

@@ -33,26 +33,29 @@ A job in progress (PENDING) resolves on the first read after `latency_seconds`.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
+from sandbox.skeleton import (
+    ProviderSandbox,
+    Refused,
+    RouteSpec,
+    idempotency_key,
+    json_object,
+)
 from sandbox.users import (
     MAX_WRONG_ANSWERS,
-    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     scenario_for,
 )
 
-PREFIX = "/teal"
 API_KEY_HEADER = "x-api-key"
 AUTHORISATION_HEADER = "x-teal-authorisation-id"
 DEFAULT_LIMIT = 25
@@ -71,22 +74,13 @@ HOLD_MESSAGE = (
     " accept them, then link this account again."
 )
 
-Handler = Callable[[Request], Awaitable[Response]]
+# Assumption: Teal's code for a request it cannot take.
+INVALID_REQUEST = "INVALID_REQUEST"
 
 
-class BadRequest(Exception):
-    """A request the sandbox refuses; becomes an error body."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def error(status: int, code: str, message: str) -> JSONResponse:
-    # Assumption: Teal's error body shape.
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def refusal(status: int, code: str, message: str) -> Refused:
+    """A refusal with Teal's error code."""
+    return Refused(status, message, code)
 
 
 def teal_time(moment: datetime | None = None) -> str:
@@ -185,7 +179,7 @@ class TealAccount:
     def answer(self, value: str, now: float, latency_seconds: float) -> None:
         asked = self.asked
         if asked is None:
-            raise BadRequest(409, "NO_MFA_PENDING", "The account has no MFA to answer.")
+            raise refusal(409, "NO_MFA_PENDING", "The account has no MFA to answer.")
         self.status = PENDING
         self.mfa_method = None
         self.resolves_at = now + latency_seconds
@@ -242,21 +236,15 @@ class TealAccount:
 
 
 @dataclass
-class TealSandbox:
+class TealSandbox(ProviderSandbox):
     """Teal's state for one sandbox process: accounts and the Idempotency-Keys seen."""
 
-    latency_seconds: float = 0.3
-    clock: Callable[[], float] = time.monotonic
+    PREFIX = "/teal"
+
     accounts: dict[str, TealAccount] = field(default_factory=dict)
-    # Idempotency-Key -> account id, and how many requests repeated a key already seen.
-    idempotency_keys: dict[str, str] = field(default_factory=dict)
-    duplicate_requests: int = 0
 
-    def mount(self) -> Mount:
-        return Mount(PREFIX, routes=self.routes())
-
-    def routes(self) -> list[Route]:
-        table: Sequence[tuple[str, str, Handler]] = (
+    def route_table(self) -> Sequence[RouteSpec]:
+        return (
             ("/accounts", "POST", self.create_account),
             ("/accounts", "GET", self.list_accounts),
             ("/accounts/{account_id}", "GET", self.get_account),
@@ -264,40 +252,49 @@ class TealSandbox:
             ("/accounts/{account_id}/mfa", "PUT", self.submit_mfa),
             ("/payroll/{user_id}", "GET", self.payroll),
         )
-        return [Route(path, _guarded(handler), methods=[method]) for path, method, handler in table]
+
+    def check(self, request: Request) -> None:
+        """Teal's checks on every request: an API key, and a well-formed authorisation id."""
+        if not request.headers.get(API_KEY_HEADER, "").strip():
+            raise refusal(401, "UNAUTHORISED", "Send your API key in the X-API-KEY header.")
+        authorisation_id = request.headers.get(AUTHORISATION_HEADER)
+        if authorisation_id is not None and not _is_uuid(authorisation_id):
+            # Assumption: a malformed authorisation id is a 400.
+            raise refusal(
+                400, "INVALID_AUTHORISATION_ID", f"{AUTHORISATION_HEADER} must be a uuid."
+            )
+
+    def error_response(self, refused: Refused) -> Response:
+        # Assumption: Teal's error body shape.
+        return JSONResponse(
+            {"error": {"code": refused.code or INVALID_REQUEST, "message": refused.message}},
+            status_code=refused.status,
+        )
 
     def _account(self, request: Request) -> TealAccount:
         account = self.accounts.get(request.path_params["account_id"])
         if account is None:
-            raise BadRequest(404, "NOT_FOUND", "Account not found.")
+            raise refusal(404, "NOT_FOUND", "Account not found.")
         account.advance(self.clock())
         authorisation_id = request.headers.get(AUTHORISATION_HEADER)
         if authorisation_id:
             account.authorisation_ids.append(authorisation_id)
         return account
 
-    def _record_idempotency_key(self, request: Request, account: TealAccount) -> None:
-        key = request.headers.get("idempotency-key")
-        if not key:
-            return
-        if key in self.idempotency_keys:
-            self.duplicate_requests += 1
-        self.idempotency_keys.setdefault(key, account.account_id)
-
     async def create_account(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, INVALID_REQUEST)
         user_id = body.get("user_id")
         provider = body.get("payroll_provider")
         user_name = body.get("user_name")
         password = body.get("password")
         if not isinstance(user_id, str) or not user_id.strip():
-            raise BadRequest(400, "INVALID_REQUEST", "user_id is required.")
+            raise refusal(400, INVALID_REQUEST, "user_id is required.")
         if not isinstance(provider, str) or not provider.strip():
-            raise BadRequest(400, "INVALID_REQUEST", "payroll_provider is required.")
+            raise refusal(400, INVALID_REQUEST, "payroll_provider is required.")
         # Assumption: the reference marks user_name and password optional because OAuth
         # providers need neither; every sandbox provider takes credentials, so both are needed.
         if not isinstance(user_name, str) or not isinstance(password, str):
-            raise BadRequest(400, "INVALID_REQUEST", "user_name and password are required.")
+            raise refusal(400, INVALID_REQUEST, "user_name and password are required.")
         scenario = scenario_for(user_name, password)
         account = TealAccount(
             account_id=str(uuid.uuid4()),
@@ -305,15 +302,13 @@ class TealSandbox:
             payroll_provider=provider,
             user_name=user_name,
             scenario=scenario,
-            resolves_at=self.clock()
-            + self.latency_seconds
-            + (SLOW_JOB_SECONDS if scenario is Scenario.SLOW else 0.0),
+            resolves_at=self.clock() + self.job_seconds(scenario is Scenario.SLOW),
             next_step=FIRST_STEPS[scenario],
         )
         if authorisation_id := request.headers.get(AUTHORISATION_HEADER):
             account.authorisation_ids.append(authorisation_id)
         self.accounts[account.account_id] = account
-        self._record_idempotency_key(request, account)
+        self.ledger.record(idempotency_key(request), account.account_id)
         return JSONResponse(account.body(), status_code=201)
 
     async def list_accounts(self, request: Request) -> Response:
@@ -335,17 +330,17 @@ class TealSandbox:
         return JSONResponse(self._account(request).body())
 
     async def submit_mfa(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request, INVALID_REQUEST)
         # The body is read first so that no await separates the checks from the change.
         account = self._account(request)
         # Recorded before the checks: a retry after the first answer was taken is the duplicate
         # worth counting.
-        self._record_idempotency_key(request, account)
+        self.ledger.record(idempotency_key(request), account.account_id)
         value = body.get("mfa")
         if not isinstance(value, str) or not value:
-            raise BadRequest(400, "INVALID_REQUEST", "mfa is required.")
+            raise refusal(400, INVALID_REQUEST, "mfa is required.")
         if account.status != MFA_REQUIRED:
-            raise BadRequest(409, "NO_MFA_PENDING", f"The account is {account.status}.")
+            raise refusal(409, "NO_MFA_PENDING", f"The account is {account.status}.")
         account.answer(value, self.clock(), self.latency_seconds)
         return JSONResponse(account.body())
 
@@ -375,40 +370,12 @@ class TealSandbox:
         )
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Teal's checks on every request, and `BadRequest` turned into an error response."""
-
-    async def checked(request: Request) -> Response:
-        if not request.headers.get(API_KEY_HEADER, "").strip():
-            return error(401, "UNAUTHORISED", "Send your API key in the X-API-KEY header.")
-        authorisation_id = request.headers.get(AUTHORISATION_HEADER)
-        if authorisation_id is not None and not _is_uuid(authorisation_id):
-            # Assumption: a malformed authorisation id is a 400.
-            return error(400, "INVALID_AUTHORISATION_ID", f"{AUTHORISATION_HEADER} must be a uuid.")
-        try:
-            return await handler(request)
-        except BadRequest as refused:
-            return error(refused.status, refused.code, refused.message)
-
-    return checked
-
-
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
     except ValueError:
         return False
     return True
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as invalid:
-        raise BadRequest(400, "INVALID_REQUEST", "The body must be a JSON object.") from invalid
-    if not isinstance(body, dict):
-        raise BadRequest(400, "INVALID_REQUEST", "The body must be a JSON object.")
-    return body
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -418,9 +385,9 @@ def _paging(request: Request) -> tuple[int, int]:
         offset = int(request.query_params.get("offset", "0"))
         limit = int(request.query_params.get("limit", str(DEFAULT_LIMIT)))
     except ValueError as invalid:
-        raise BadRequest(400, "INVALID_REQUEST", "offset and limit must be integers.") from invalid
+        raise refusal(400, INVALID_REQUEST, "offset and limit must be integers.") from invalid
     if offset < 0 or not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(400, "INVALID_REQUEST", f"offset >= 0; limit 1 to {MAX_LIMIT}.")
+        raise refusal(400, INVALID_REQUEST, f"offset >= 0; limit 1 to {MAX_LIMIT}.")
     return offset, limit
 
 

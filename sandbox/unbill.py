@@ -37,29 +37,33 @@ assumption, marked "Assumption" where it appears; in brief:
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
+from sandbox.skeleton import (
+    ProviderSandbox,
+    Refused,
+    RouteSpec,
+    bearer_token,
+    idempotency_key,
+    json_object,
+    object_id,
+)
 from sandbox.users import (
     GOOD_PASSWORD,
     MAX_WRONG_ANSWERS,
     OTP_PHONES,
-    SLOW_JOB_SECONDS,
     Scenario,
     is_correct,
     otp_code_prompt,
     scenario_for,
 )
-
-PREFIX = "/unbill"
 
 # Status words: the seed's four, and the sandbox's own word for a job in progress.
 VERIFIED = "verified"
@@ -101,26 +105,6 @@ HOLD_REASON = {
 
 # How many latency periods a `prompt` waits before the user "approves" it on the device.
 PROMPT_APPROVAL_PERIODS = 3
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-class BadRequest(Exception):
-    """A request the sandbox refuses; becomes Unbill's `{"message": ...}` error body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
-
-
-def object_id() -> str:
-    """A 24-hex-digit id, the shape of Unbill's (MongoDB) ids."""
-    return uuid.uuid4().hex[:24]
 
 
 @dataclass(frozen=True)
@@ -201,8 +185,6 @@ class Auth:
     reason: dict[str, str] | None = None
     wrong_answers: int = 0
     bill: dict[str, Any] | None = None
-    # Every Idempotency-Key sent for this auth, with how many requests carried it.
-    idempotency_keys: dict[str, int] = field(default_factory=dict)
 
     def advance(self, now: float, latency_seconds: float) -> None:
         """Move on by at most one step per read, so every state is seen at least once."""
@@ -234,7 +216,7 @@ class Auth:
         """Judge one round of answers (already checked to cover every current question)."""
         asked = self.asked
         if asked is None:
-            raise BadRequest(409, "This auth has no questions to answer.")
+            raise Refused(409, "This auth has no questions to answer.")
         right = all(is_correct(value) for value in answers.values())
         self.status, self.mfa, self.asked = PENDING, None, None
         self.resolves_at = now + latency_seconds
@@ -280,23 +262,17 @@ class Auth:
 
 
 @dataclass
-class UnbillSandbox:
+class UnbillSandbox(ProviderSandbox):
     """Unbill's state for one sandbox process: clients, auths and the Idempotency-Keys seen."""
 
-    latency_seconds: float = 0.3
-    clock: Callable[[], float] = time.monotonic
+    PREFIX = "/unbill"
+
     # Client identifier (the app's user reference) -> clientId.
     clients: dict[str, str] = field(default_factory=dict)
     auths: dict[str, Auth] = field(default_factory=dict)
-    # Idempotency-Key -> auth id, and how many requests repeated a key already seen.
-    idempotency_keys: dict[str, str] = field(default_factory=dict)
-    duplicate_requests: int = 0
 
-    def mount(self) -> Mount:
-        return Mount(PREFIX, routes=self.routes())
-
-    def routes(self) -> list[Route]:
-        table: Sequence[tuple[str, str, Handler]] = (
+    def route_table(self) -> Sequence[RouteSpec]:
+        return (
             ("/client", "POST", self.create_client),
             ("/auth", "POST", self.create_auth),
             ("/auth/list/{client}", "GET", self.list_auths),
@@ -306,66 +282,64 @@ class UnbillSandbox:
             ("/auth/{auth}/fix-hold", "POST", self.fix_hold),
             ("/bill/list/{client}", "GET", self.list_bills),
         )
-        return [Route(path, _guarded(handler), methods=[method]) for path, method, handler in table]
+
+    def check(self, request: Request) -> None:
+        """Unbill's check on every request: the API key as a bearer token."""
+        if bearer_token(request) is None:
+            raise Refused(401, "Pass your API key as a bearer token in the Authorization header.")
+
+    def error_response(self, refused: Refused) -> Response:
+        return JSONResponse({"message": refused.message}, status_code=refused.status)
 
     # ------------------------------------------------------------------ helpers
 
     def _auth(self, request: Request) -> Auth:
         auth = self.auths.get(request.path_params["auth"])
         if auth is None:
-            raise BadRequest(404, "Auth not found.")
+            raise Refused(404, "Auth not found.")
         auth.advance(self.clock(), self.latency_seconds)
         return auth
 
     def _client(self, request: Request) -> str:
         client_id: str = request.path_params["client"]
         if client_id not in self.clients.values():
-            raise BadRequest(404, "Client not found.")
+            raise Refused(404, "Client not found.")
         return client_id
-
-    def _record_idempotency_key(self, request: Request, auth: Auth) -> None:
-        key = request.headers.get("idempotency-key")
-        if not key:
-            return
-        if key in self.idempotency_keys:
-            self.duplicate_requests += 1
-        self.idempotency_keys.setdefault(key, auth.id)
-        auth.idempotency_keys[key] = auth.idempotency_keys.get(key, 0) + 1
 
     # ------------------------------------------------------------------ clients
 
     async def create_client(self, request: Request) -> Response:
-        identifier = (await _json_body(request)).get("identifier")
+        identifier = (await json_object(request)).get("identifier")
         if not isinstance(identifier, str) or not identifier:
-            raise BadRequest(400, "identifier is required.")
+            raise Refused(400, "identifier is required.")
         client_id = self.clients.setdefault(identifier, object_id())
         return JSONResponse({"clientId": client_id})
 
     # ------------------------------------------------------------------ auths
 
     async def create_auth(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         client_id = body.get("clientId")
         if not isinstance(client_id, str) or client_id not in self.clients.values():
-            raise BadRequest(404, "Client not found.")
+            raise Refused(404, "Client not found.")
         company = COMPANIES.get(str(body.get("companyId")))
         if company is None:
-            raise BadRequest(404, "Company not found.")
+            raise Refused(404, "Company not found.")
         form = body.get("form")
         if not isinstance(form, dict) or not all(
             isinstance(form.get(name), str) and form.get(name) for name in ("username", "password")
         ):
-            raise BadRequest(400, "form must give a username and a password.")
+            raise Refused(400, "form must give a username and a password.")
         step, slow = first_step(form["username"], form["password"], body.get("status"))
         auth = Auth(
             id=object_id(),
             client_id=client_id,
             company=company,
-            resolves_at=self.clock() + self.latency_seconds + (SLOW_JOB_SECONDS if slow else 0.0),
+            resolves_at=self.clock() + self.job_seconds(slow),
             next_step=step,
         )
         self.auths[auth.id] = auth
-        self._record_idempotency_key(request, auth)
+        self.ledger.record(idempotency_key(request), auth.id)
         return JSONResponse(auth.body())
 
     async def list_auths(self, request: Request) -> Response:
@@ -382,23 +356,23 @@ class UnbillSandbox:
         return JSONResponse(self._auth(request).body())
 
     async def answer_questions(self, request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_object(request)
         # The body is read before the auth so that no await separates the checks below from
         # the change they guard.
         auth = self._auth(request)
         # Recorded before the checks: a retried answer that arrives after the first was
         # accepted is exactly the duplicate worth counting.
-        self._record_idempotency_key(request, auth)
+        self.ledger.record(idempotency_key(request), auth.id)
         if auth.status != MFA_REQUIRED or auth.mfa is None:
-            raise BadRequest(409, f"The auth is {auth.status}, not {MFA_REQUIRED}.")
+            raise Refused(409, f"The auth is {auth.status}, not {MFA_REQUIRED}.")
         if auth.mfa["method"] == PROMPT.method:
-            raise BadRequest(409, "This sign-in is approved on the user's device, not answered.")
+            raise Refused(409, "This sign-in is approved on the user's device, not answered.")
         answers = _answers(body.get("answers"))
         current = {item["identifier"] for item in auth.mfa["mfa"]}
         if unknown := set(answers) - current:
-            raise BadRequest(400, f"Not a current question: {', '.join(sorted(unknown))}.")
+            raise Refused(400, f"Not a current question: {', '.join(sorted(unknown))}.")
         if missing := current - set(answers):
-            raise BadRequest(400, f"Answer every question; missing {', '.join(sorted(missing))}.")
+            raise Refused(400, f"Answer every question; missing {', '.join(sorted(missing))}.")
         auth.answer(answers, self.clock(), self.latency_seconds)
         return JSONResponse({"success": True})
 
@@ -406,7 +380,7 @@ class UnbillSandbox:
         auth = self._auth(request)
         if auth.status != HOLD:
             # Assumption: fixing an auth that is not on hold is refused.
-            raise BadRequest(409, f"The auth is {auth.status}, not {HOLD}.")
+            raise Refused(409, f"The auth is {auth.status}, not {HOLD}.")
         auth.fix_hold(self.clock(), self.latency_seconds)
         return JSONResponse({"success": True})
 
@@ -430,44 +404,19 @@ class UnbillSandbox:
         return JSONResponse({"data": data})
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Unbill's bearer-token check on every request, and `BadRequest` as an error response."""
-
-    async def checked(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return error(401, "Pass your API key as a bearer token in the Authorization header.")
-        try:
-            return await handler(request)
-        except BadRequest as refused:
-            return error(refused.status, refused.message)
-
-    return checked
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as invalid:
-        raise BadRequest(400, "The body must be a JSON object.") from invalid
-    if not isinstance(body, dict):
-        raise BadRequest(400, "The body must be a JSON object.")
-    return body
-
-
 def _answers(items: object) -> dict[str, str]:
     """Read `[{"answer": ..., "identifier": ...}]`, Unbill's shape for MFA answers."""
     if not isinstance(items, list) or not items:
-        raise BadRequest(400, "answers must be a non-empty list of {answer, identifier}.")
+        raise Refused(400, "answers must be a non-empty list of {answer, identifier}.")
     answers: dict[str, str] = {}
     for item in items:
         if not isinstance(item, dict):
-            raise BadRequest(400, "Every answer must be {answer, identifier}.")
+            raise Refused(400, "Every answer must be {answer, identifier}.")
         identifier, answer = item.get("identifier"), item.get("answer")
         if not isinstance(identifier, str) or not isinstance(answer, str):
-            raise BadRequest(400, "Every answer needs a string answer and identifier.")
+            raise Refused(400, "Every answer needs a string answer and identifier.")
         if identifier in answers:
-            raise BadRequest(400, f"answers give {identifier} twice.")
+            raise Refused(400, f"answers give {identifier} twice.")
         answers[identifier] = answer
     return answers
 

@@ -1,15 +1,15 @@
-"""ArcadiaAdapter against the Arcadia sandbox over real HTTP, for every test user and test hook.
+"""What only Arcadia does, against the Arcadia sandbox over real HTTP and in process.
 
-The sandbox runs as its own process (`tests/fixtures/sandbox.py`); these tests go through the
-adapter's own HTTP client, so they also prove it fetches an OAuth2 token and sends it with the
-`Arcadia-Version` header. The in-process tests in the middle pin down token caching and renewal;
-the unit tests at the end read every `statusDetail` word through `state_from_credential`.
+The shared test users' stories are asserted for every provider in
+`tests/test_provider_contracts.py`; here are Arcadia's own: its verification-method choice, its
+MFA window, its `status:<WORD>` test hook, its OAuth2 token (fetched once, renewed before it
+expires, renewed once when refused) and its `Arcadia-Version` header. The unit tests at the end
+read every `statusDetail` word through `state_from_credential`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,40 +18,30 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from linkflow.config import ProviderSettings
-from linkflow.models import (
-    ChallengeAnswer,
-    ChallengeKind,
-    Credentials,
-    LinkOptions,
-    LinkReason,
-    LinkRequest,
-    Provider,
-)
+from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason, LinkRequest, Provider
 from providers.arcadia import (
-    CHALLENGE_KINDS,
+    HIGH_LEVEL_STATUS,
     MFA_WINDOW_SECONDS,
-    STATUS_FIELD,
-    STATUS_MEANINGS,
     ArcadiaAdapter,
-    create_adapter,
     state_from_credential,
 )
 from providers.base import (
     LinkFailure,
     Outcome,
-    ProviderAdapter,
     ProviderRejectedRequest,
     ProviderState,
     ProviderUnavailable,
 )
 from sandbox.arcadia import MFA_EXPIRY_SECONDS, STATUS_OF_DETAIL, TOKEN_TTL_SECONDS, ArcadiaSandbox
 from tests.fixtures.documents import read_document
-from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS
+from tests.fixtures.links import link_request as any_link_request
+from tests.fixtures.links import new_key, send, settle, start
+from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS, FakeClock
 
 ARCADIA_PAGE = read_document("arcadia_submit_mfa_method.txt")
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
 PHONE_1, PHONE_2 = "(***) ***-4321", "(***) ***-8765"
+STATUS_MEANINGS = ArcadiaAdapter.STATUSES.meanings
 TIMEOUT_MESSAGE = STATUS_MEANINGS["MULTI_FACTOR_AUTHENTICATION_TIMEOUT"].message
 
 
@@ -75,99 +65,40 @@ async def short_window(short_mfa_window_sandbox_url: str) -> AsyncIterator[Arcad
     await arcadia.aclose()
 
 
-def link_request(
-    username: str, password: str = "pass_good", *, provider_id: str | None = None
-) -> LinkRequest:
-    return LinkRequest(
-        provider=Provider.ARCADIA,
-        user_ref=f"app-user-{uuid.uuid4()}",
-        credentials=Credentials(username=username, password=password),
-        options=LinkOptions(institution_code=provider_id),
-    )
+def link_request(username: str, *, provider_id: str | None = None) -> LinkRequest:
+    return any_link_request(Provider.ARCADIA, username, institution_code=provider_id)
 
 
-def new_key() -> str:
-    return str(uuid.uuid4())
-
-
-async def login(
-    adapter: ArcadiaAdapter, username: str, password: str = "pass_good"
-) -> ProviderState:
-    state = await adapter.login(
-        f"link-{uuid.uuid4()}", link_request(username, password), idempotency_key=new_key()
-    )
-    assert state.outcome is Outcome.PENDING
-    assert state.raw_status == "DATA_EXTRACTION_IN_PROGRESS"
+async def login(adapter: ArcadiaAdapter, username: str) -> ProviderState:
+    state = await start(adapter, username)
+    assert (state.outcome, state.raw_status) == (Outcome.PENDING, "DATA_EXTRACTION_IN_PROGRESS")
     assert state.session["credential_id"].startswith("cred_")
     assert state.session["job_id"].startswith("job_")
     return state
 
 
-async def settle(adapter: ArcadiaAdapter, state: ProviderState) -> ProviderState:
-    """Poll while Arcadia is working, for at most about five seconds."""
-    for _ in range(250):
-        if state.outcome is not Outcome.PENDING:
-            return state
-        await asyncio.sleep(0.02)
-        state = await adapter.poll(state.session)
-    pytest.fail(f"Arcadia stayed in {state.raw_status}")
-
-
 async def answer(adapter: ArcadiaAdapter, state: ProviderState, value: str) -> ProviderState:
-    [challenge] = state.challenges
-    answered = await adapter.answer(
-        state.session,
-        state.challenges,
-        [ChallengeAnswer(challenge_id=challenge.id, value=value)],
-        idempotency_key=new_key(),
+    answered = await send(adapter, state, value)
+    assert (answered.outcome, answered.raw_status) == (
+        Outcome.PENDING,
+        "DATA_EXTRACTION_IN_PROGRESS",
     )
-    assert answered.outcome is Outcome.PENDING
-    assert answered.raw_status == "DATA_EXTRACTION_IN_PROGRESS"
     assert answered.session["credential_id"] == state.session["credential_id"]
     return await settle(adapter, answered)
 
 
-def test_arcadia_adapter_is_a_provider_adapter() -> None:
-    adapter: ProviderAdapter = ArcadiaAdapter("http://arcadia.invalid", "id", "secret")
-    assert adapter.provider is Provider.ARCADIA
-
-
-async def test_user_good_links_with_two_utility_accounts(adapter: ArcadiaAdapter) -> None:
-    linked = await settle(adapter, await login(adapter, "user_good"))
-    assert linked.outcome is Outcome.LINKED
-    assert linked.raw_status == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
-    assert linked.challenges == []
-    assert linked.message == "Your utility account is connected."
-
-    accounts = await adapter.fetch_accounts(linked.session)
-    assert [(a.name, a.kind, a.mask, a.balance) for a in accounts] == [
-        ("Sandbox Power & Light Electric", "UTILITY", "1234", None),
-        ("Sandbox Power & Light Gas", "UTILITY", "5678", None),
-    ]
-    assert all(a.id.startswith("acct_") for a in accounts)
-    assert await adapter.fetch_accounts(linked.session) == accounts
-
-
-async def test_user_mfa_enters_one_passcode(adapter: ArcadiaAdapter) -> None:
+async def test_a_passcode_challenge_is_arcadias_request_with_arcadias_deadline(
+    adapter: ArcadiaAdapter,
+) -> None:
     challenged = await settle(adapter, await login(adapter, "user_mfa"))
-    assert challenged.outcome is Outcome.CHALLENGED
     assert challenged.raw_status == "ONE_TIME_PASSCODE"
     [code] = challenged.challenges
-    assert code.kind is ChallengeKind.CODE
-    assert (
-        code.prompt == f"Enter the one-time code your utility sent you (text message to {PHONE_1})"
-    )
     assert code.id.startswith("mfa_")
-    assert code.options == []
     # Arcadia's own expiry: its window from when it asked.
     assert code.deadline is not None
     assert code.deadline.tzinfo is not None
     until_deadline = (code.deadline - datetime.now(UTC)).total_seconds()
     assert MFA_EXPIRY_SECONDS - 30 < until_deadline <= MFA_EXPIRY_SECONDS
-
-    linked = await answer(adapter, challenged, "correct")
-    assert linked.outcome is Outcome.LINKED
-    assert len(await adapter.fetch_accounts(linked.session)) == 2
 
 
 async def test_user_otp_chooses_where_the_code_goes_then_enters_it(
@@ -214,27 +145,6 @@ async def test_a_method_not_offered_gets_a_new_choice(adapter: ArcadiaAdapter) -
     assert second.challenges[0].kind is ChallengeKind.DEVICE_CHOICE
     assert second.challenges[0].id != first.challenges[0].id
     assert second.challenges[0].options == first.challenges[0].options
-
-
-async def test_wrong_code_gets_a_new_challenge(adapter: ArcadiaAdapter) -> None:
-    first = await settle(adapter, await login(adapter, "user_mfa"))
-    second = await answer(adapter, first, "000000")
-    assert second.outcome is Outcome.CHALLENGED
-    assert second.challenges[0].kind is ChallengeKind.CODE
-    assert second.challenges[0].prompt == first.challenges[0].prompt
-    assert second.challenges[0].id != first.challenges[0].id
-    assert (await answer(adapter, second, "correct")).outcome is Outcome.LINKED
-
-
-async def test_three_wrong_codes_fail_mfa(adapter: ArcadiaAdapter) -> None:
-    state = await settle(adapter, await login(adapter, "user_otp"))
-    state = await answer(adapter, state, f"SMS:{PHONE_1}")
-    state = await answer(adapter, state, "111111")
-    state = await answer(adapter, state, "222222")
-    with pytest.raises(LinkFailure) as failure:
-        await answer(adapter, state, "333333")
-    assert failure.value.reason is LinkReason.MFA_FAILED
-    assert failure.value.raw_status == "MULTI_FACTOR_AUTHENTICATION_FAILURE"
 
 
 async def sleep_past(deadline: datetime | None) -> None:
@@ -302,51 +212,6 @@ async def test_answering_when_nothing_is_asked_is_refused(adapter: ArcadiaAdapte
     assert refused.value.status_code == 409
 
 
-@pytest.mark.parametrize(
-    ("username", "password"),
-    [("user_bad", "pass_good"), ("user_good", "not-the-password"), ("nobody", "pass_good")],
-    ids=["user_bad", "wrong-password", "unknown-user"],
-)
-async def test_bad_credentials_fail_the_link(
-    adapter: ArcadiaAdapter, username: str, password: str
-) -> None:
-    state = await login(adapter, username, password)
-    with pytest.raises(LinkFailure) as failure:
-        await settle(adapter, state)
-    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
-    assert failure.value.raw_status == "INVALID_CREDENTIALS"
-    assert "username and password" in failure.value.message
-    assert password not in failure.value.message
-
-
-async def test_user_hold_needs_the_users_action(adapter: ArcadiaAdapter) -> None:
-    state = await settle(adapter, await login(adapter, "user_hold"))
-    assert state.outcome is Outcome.ACTION_REQUIRED
-    assert state.reason is LinkReason.PROVIDER_HOLD
-    assert state.raw_status == "REQUIRES_ENROLLMENT"
-    assert state.message
-    assert "enrollment" in state.message
-
-
-async def test_user_slow_stays_in_progress_then_links(adapter: ArcadiaAdapter) -> None:
-    state = await login(adapter, "user_slow")
-    polls = 0
-    while state.outcome is Outcome.PENDING and polls < 100:
-        polls += 1
-        await asyncio.sleep(0.1)
-        state = await adapter.poll(state.session)
-    assert state.outcome is Outcome.LINKED
-    assert polls >= 10  # SLOW_JOB_SECONDS is 3 s, seen at 0.1 s intervals
-
-
-async def test_user_unsupported_is_unsupported_mfa(adapter: ArcadiaAdapter) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await settle(adapter, await login(adapter, "user_unsupported"))
-    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
-    assert failure.value.raw_status == "UNSUPPORTED_CAPTCHA"
-    assert "CAPTCHA" in failure.value.message
-
-
 @pytest.mark.parametrize("detail", sorted(STATUS_OF_DETAIL))
 async def test_status_test_hook_reads_as_the_table_says(
     adapter: ArcadiaAdapter, detail: str
@@ -371,23 +236,10 @@ async def test_status_test_hook_reads_as_the_table_says(
         )
 
 
-async def test_revoke_disables_the_credential_and_is_repeatable(adapter: ArcadiaAdapter) -> None:
-    linked = await settle(adapter, await login(adapter, "user_good"))
-    assert len(await adapter.fetch_accounts(linked.session)) == 2
-    await adapter.revoke(linked.session)
-    assert await adapter.fetch_accounts(linked.session) == []
-    await adapter.revoke(linked.session)  # Already disabled is not an error.
-    await adapter.revoke({"credential_id": "cred_gone"})  # Nor is one Arcadia does not know.
-
-
-async def test_unknown_utility_is_unavailable(adapter: ArcadiaAdapter) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await adapter.login(
-            "link-1",
-            link_request("user_good", provider_id="no-such-utility"),
-            idempotency_key=new_key(),
-        )
-    assert failure.value.reason is LinkReason.INSTITUTION_UNAVAILABLE
+async def test_revoking_a_credential_arcadia_does_not_know_is_not_an_error(
+    adapter: ArcadiaAdapter,
+) -> None:
+    await adapter.revoke({"credential_id": "cred_gone"})
 
 
 async def test_known_utility_is_sent_as_provider_id(adapter: ArcadiaAdapter) -> None:
@@ -397,26 +249,6 @@ async def test_known_utility_is_sent_as_provider_id(adapter: ArcadiaAdapter) -> 
         idempotency_key=new_key(),
     )
     assert (await settle(adapter, state)).outcome is Outcome.LINKED
-
-
-async def test_wrong_client_secret_is_a_rejected_request(sandbox_url: str) -> None:
-    adapter = ArcadiaAdapter(f"{sandbox_url}/arcadia", CLIENT_ID, "not-the-secret")
-    try:
-        with pytest.raises(ProviderRejectedRequest) as refused:
-            await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
-    finally:
-        await adapter.aclose()
-    assert refused.value.status_code == 401
-    assert "not-the-secret" not in str(refused.value)
-
-
-async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
-    adapter = create_adapter(ProviderSettings(sandbox_url=sandbox_url))
-    try:
-        state = await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
-        assert (await settle(adapter, state)).outcome is Outcome.LINKED
-    finally:
-        await adapter.aclose()
 
 
 async def test_an_answer_missing_is_refused_before_any_call(adapter: ArcadiaAdapter) -> None:
@@ -432,23 +264,17 @@ async def test_an_answer_missing_is_refused_before_any_call(adapter: ArcadiaAdap
 # ---------------------------------------------------------------------- in process
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def in_process() -> AsyncIterator[tuple[ArcadiaSandbox, ArcadiaAdapter, FakeClock]]:
     clock = FakeClock()
     sandbox = ArcadiaSandbox(latency_seconds=1, clock=clock)
-    client = httpx.AsyncClient(
+    adapter = ArcadiaAdapter(
+        "http://sandbox/arcadia",
+        CLIENT_ID,
+        CLIENT_SECRET,
         transport=httpx.ASGITransport(app=Starlette(routes=[sandbox.mount()])),
-        base_url="http://sandbox/arcadia",
+        clock=clock,
     )
-    adapter = ArcadiaAdapter("unused", CLIENT_ID, CLIENT_SECRET, client=client, clock=clock)
     yield sandbox, adapter, clock
     await adapter.aclose()
 
@@ -490,8 +316,9 @@ async def test_a_refused_fresh_token_is_not_retried_in_a_loop() -> None:
             return httpx.Response(200, json={"access_token": f"t{len(calls)}", "expires_in": 60})
         return httpx.Response(401, json={"error": "unauthorized", "message": "no"})
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://a")
-    adapter = ArcadiaAdapter("unused", CLIENT_ID, CLIENT_SECRET, client=client)
+    adapter = ArcadiaAdapter(
+        "http://a", CLIENT_ID, CLIENT_SECRET, transport=httpx.MockTransport(handler)
+    )
     try:
         with pytest.raises(ProviderRejectedRequest) as refused:
             await adapter.poll({"credential_id": "cred_1"})
@@ -527,7 +354,7 @@ async def test_idempotency_keys_reach_arcadia(
         )
     assert refused.value.status_code == 409
     credential_id = state.session["credential_id"]
-    assert sandbox.credentials[credential_id].idempotency_keys == {"login-1": 1, "answer-1": 2}
+    assert sandbox.ledger.keys_of(credential_id) == {"login-1": 1, "answer-1": 2}
     assert sandbox.duplicate_requests == 1
 
 
@@ -584,9 +411,9 @@ def credential(
 def test_every_seed_status_detail_has_a_meaning() -> None:
     words = seed_status_details()
     assert len(words) == 18
-    assert set(STATUS_MEANINGS) == set(words) == set(STATUS_OF_DETAIL)
-    assert STATUS_FIELD == "statusDetail"
-    assert CHALLENGE_KINDS == {
+    assert set(STATUS_MEANINGS) == set(words) == set(STATUS_OF_DETAIL) == set(HIGH_LEVEL_STATUS)
+    assert ArcadiaAdapter.STATUSES.field == "statusDetail"
+    assert ArcadiaAdapter.CHALLENGE_KINDS == {
         "VERIFICATION_METHOD": ChallengeKind.DEVICE_CHOICE,
         "ONE_TIME_PASSCODE": ChallengeKind.CODE,
     }

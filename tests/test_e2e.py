@@ -19,7 +19,7 @@ import pytest
 
 from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, free_port, port_is_open
 from linkflow.models import Provider
-from providers.mapping import IMPLEMENTED_PROVIDERS
+from providers.registry import IMPLEMENTED_PROVIDERS
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,9 @@
-"""MxAdapter against the MX sandbox over real HTTP, for every test user.
+"""What only MX does, against the MX sandbox over real HTTP.
 
-The sandbox runs as its own process (`tests/fixtures/sandbox.py`); these tests go through the
-adapter's own HTTP client, so they also prove it sends MX's Basic auth and `Accept` header.
+The shared test users' stories are asserted for every provider in
+`tests/test_provider_contracts.py`; here are MX's own: its guids, its phone choice, its members'
+user kept across links, its refusal of a replaced or stale challenge, and the bank's MFA window
+closing (the sandbox's `--mx-mfa-window-seconds`).
 """
 
 from __future__ import annotations
@@ -12,24 +14,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from linkflow.models import (
-    ChallengeAnswer,
-    ChallengeKind,
-    Credentials,
-    LinkOptions,
-    LinkReason,
-    LinkRequest,
-    Provider,
-)
-from providers.base import (
-    LinkFailure,
-    Outcome,
-    ProviderAdapter,
-    ProviderRejectedRequest,
-    ProviderState,
-)
-from providers.mx import CONNECTION_STATUSES, MxAdapter
+from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason, LinkRequest, Provider
+from providers.base import LinkFailure, Outcome, ProviderRejectedRequest, ProviderState
+from providers.mx import MxAdapter
+from tests.fixtures.links import link_request as any_link_request
+from tests.fixtures.links import new_key, send, settle, start
 from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS
+
+EXPIRED_MESSAGE = MxAdapter.STATUSES.meanings["EXPIRED"].message
 
 
 @pytest.fixture
@@ -47,98 +39,29 @@ async def short_window(short_mfa_window_sandbox_url: str) -> AsyncIterator[MxAda
     await mx.aclose()
 
 
-def link_request(
-    username: str,
-    password: str = "pass_good",
-    *,
-    user_ref: str | None = None,
-    institution_code: str | None = None,
-) -> LinkRequest:
-    return LinkRequest(
-        provider=Provider.MX,
-        user_ref=user_ref or f"app-user-{uuid.uuid4()}",
-        credentials=Credentials(username=username, password=password),
-        options=LinkOptions(institution_code=institution_code),
-    )
+def link_request(username: str, *, user_ref: str | None = None) -> LinkRequest:
+    return any_link_request(Provider.MX, username, user_ref=user_ref)
 
 
-async def login(adapter: MxAdapter, username: str, password: str = "pass_good") -> ProviderState:
-    state = await adapter.login(
-        f"link-{uuid.uuid4()}", link_request(username, password), idempotency_key=new_key()
-    )
-    assert state.outcome is Outcome.PENDING
-    assert state.raw_status == "CREATED"
+async def login(adapter: MxAdapter, username: str) -> ProviderState:
+    state = await start(adapter, username)
+    assert (state.outcome, state.raw_status) == (Outcome.PENDING, "CREATED")
     return state
 
 
-def new_key() -> str:
-    return str(uuid.uuid4())
-
-
-async def settle(adapter: MxAdapter, state: ProviderState) -> ProviderState:
-    """Poll while MX is working, for at most about five seconds."""
-    for _ in range(250):
-        if state.outcome is not Outcome.PENDING:
-            return state
-        await asyncio.sleep(0.02)
-        state = await adapter.poll(state.session)
-    pytest.fail(f"MX stayed in {state.raw_status}")
-
-
 async def answer(adapter: MxAdapter, state: ProviderState, *values: str) -> ProviderState:
-    assert len(values) == len(state.challenges)
-    answers = [
-        ChallengeAnswer(challenge_id=challenge.id, value=value)
-        for challenge, value in zip(state.challenges, values, strict=True)
-    ]
-    resumed = await adapter.answer(
-        state.session, state.challenges, answers, idempotency_key=new_key()
-    )
-    assert resumed.outcome is Outcome.PENDING
-    assert resumed.raw_status == "RESUMED"
+    resumed = await send(adapter, state, *values)
+    assert (resumed.outcome, resumed.raw_status) == (Outcome.PENDING, "RESUMED")
     assert resumed.session == state.session
     return await settle(adapter, resumed)
 
 
-def test_mx_adapter_is_a_provider_adapter() -> None:
-    adapter: ProviderAdapter = MxAdapter("http://mx.invalid", "id", "key")
-    assert adapter.provider is Provider.MX
-
-
-async def test_user_good_links_with_two_accounts(adapter: MxAdapter) -> None:
-    state = await login(adapter, "user_good")
-    assert set(state.session) == {"user_guid", "member_guid"}
+async def test_a_login_and_its_challenges_are_named_by_mx_guids(adapter: MxAdapter) -> None:
+    state = await login(adapter, "user_mfa")
     assert state.session["user_guid"].startswith("USR-")
     assert state.session["member_guid"].startswith("MBR-")
-
-    linked = await settle(adapter, state)
-    assert linked.outcome is Outcome.LINKED
-    assert linked.raw_status == "CONNECTED"
-    assert linked.challenges == []
-
-    accounts = await adapter.fetch_accounts(linked.session)
-    assert [(a.name, a.kind, a.mask, a.balance, a.currency) for a in accounts] == [
-        ("MX Bank Checking", "CHECKING", "1234", "1250.75", "USD"),
-        ("MX Bank Savings", "SAVINGS", "5678", "9800.05", "USD"),
-    ]
-    assert all(a.id.startswith("ACT-") for a in accounts)
-
-
-async def test_user_mfa_answers_one_text_question(adapter: MxAdapter) -> None:
-    challenged = await settle(adapter, await login(adapter, "user_mfa"))
-    assert challenged.outcome is Outcome.CHALLENGED
-    assert challenged.raw_status == "CHALLENGED"
-    [challenge] = challenged.challenges
-    assert challenge.kind is ChallengeKind.TEXT
-    assert challenge.prompt == "What city were you born in?"
+    [challenge] = (await settle(adapter, state)).challenges
     assert challenge.id.startswith("CRD-")
-    assert challenge.options == []
-    # MX states no expiry for a challenge: only the link's own window applies.
-    assert challenge.deadline is None
-
-    linked = await answer(adapter, challenged, "correct")
-    assert linked.outcome is Outcome.LINKED
-    assert len(await adapter.fetch_accounts(linked.session)) == 2
 
 
 async def test_user_otp_chooses_a_phone_then_enters_the_code(adapter: MxAdapter) -> None:
@@ -173,7 +96,7 @@ async def test_an_answer_after_the_bank_stopped_waiting_ends_the_link_mfa_timeou
         )
     assert failure.value.reason is LinkReason.MFA_TIMEOUT
     assert failure.value.raw_status == "EXPIRED"
-    assert failure.value.message == CONNECTION_STATUSES["EXPIRED"].message
+    assert failure.value.message == EXPIRED_MESSAGE
     # MX refused the resume itself; the link learns why from the member's status.
     assert isinstance(failure.value.__cause__, ProviderRejectedRequest)
     assert failure.value.__cause__.status_code == 409
@@ -200,30 +123,9 @@ async def test_a_stale_answer_while_the_member_lives_stays_a_refusal(adapter: Mx
     assert refused.value.status_code == 409
 
 
-@pytest.mark.parametrize(
-    ("username", "password"),
-    [("user_bad", "pass_good"), ("user_good", "not-the-password"), ("nobody", "pass_good")],
-    ids=["user_bad", "wrong-password", "unknown-user"],
-)
-async def test_bad_credentials_fail_the_link(
-    adapter: MxAdapter, username: str, password: str
-) -> None:
-    state = await login(adapter, username, password)
-    with pytest.raises(LinkFailure) as failure:
-        await settle(adapter, state)
-    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
-    assert failure.value.raw_status == "DENIED"
-    assert "username and password" in failure.value.message
-    assert password not in failure.value.message
-
-
-async def test_wrong_answer_gets_a_new_challenge(adapter: MxAdapter) -> None:
+async def test_an_answer_to_a_replaced_challenge_is_refused(adapter: MxAdapter) -> None:
     first = await settle(adapter, await login(adapter, "user_mfa"))
     second = await answer(adapter, first, "Chicago")
-    assert second.outcome is Outcome.CHALLENGED
-    assert second.challenges[0].prompt == first.challenges[0].prompt
-    assert second.challenges[0].id != first.challenges[0].id
-
     # The old challenge is gone: answering it is a refused request, not a silent success.
     stale = ChallengeAnswer(challenge_id=first.challenges[0].id, value="correct")
     with pytest.raises(ProviderRejectedRequest) as refused:
@@ -231,25 +133,6 @@ async def test_wrong_answer_gets_a_new_challenge(adapter: MxAdapter) -> None:
     assert refused.value.status_code == 400
 
     assert (await answer(adapter, second, "correct")).outcome is Outcome.LINKED
-
-
-async def test_three_wrong_answers_fail_mfa(adapter: MxAdapter) -> None:
-    state = await settle(adapter, await login(adapter, "user_mfa"))
-    state = await answer(adapter, state, "Chicago")
-    state = await answer(adapter, state, "Tallahassee")
-    with pytest.raises(LinkFailure) as failure:
-        await answer(adapter, state, "Springfield")
-    assert failure.value.reason is LinkReason.MFA_FAILED
-    assert failure.value.raw_status == "REJECTED"
-
-
-async def test_revoke_removes_the_member_and_is_repeatable(adapter: MxAdapter) -> None:
-    linked = await settle(adapter, await login(adapter, "user_good"))
-    await adapter.revoke(linked.session)
-    with pytest.raises(ProviderRejectedRequest) as gone:
-        await adapter.poll(linked.session)
-    assert gone.value.status_code == 404
-    await adapter.revoke(linked.session)  # Already gone is not an error.
 
 
 async def test_same_user_ref_twice_reuses_the_mx_user(adapter: MxAdapter) -> None:
@@ -264,48 +147,3 @@ async def test_same_user_ref_twice_reuses_the_mx_user(adapter: MxAdapter) -> Non
     assert second.session["member_guid"] != first.session["member_guid"]
     assert (await settle(adapter, first)).outcome is Outcome.LINKED
     assert (await settle(adapter, second)).outcome is Outcome.CHALLENGED
-
-
-async def test_unknown_institution_is_unavailable(adapter: MxAdapter) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await adapter.login(
-            "link-1",
-            link_request("user_good", institution_code="nobank"),
-            idempotency_key=new_key(),
-        )
-    assert failure.value.reason is LinkReason.INSTITUTION_UNAVAILABLE
-
-
-async def test_missing_api_key_is_a_rejected_request(sandbox_url: str) -> None:
-    adapter = MxAdapter(f"{sandbox_url}/mx", "sandbox-client-id", "")
-    try:
-        with pytest.raises(ProviderRejectedRequest) as refused:
-            await adapter.login("link-1", link_request("user_good"), idempotency_key=new_key())
-    finally:
-        await adapter.aclose()
-    assert refused.value.status_code == 401
-
-
-async def test_user_hold_needs_the_users_action(adapter: MxAdapter) -> None:
-    state = await settle(adapter, await login(adapter, "user_hold"))
-    assert state.outcome is Outcome.ACTION_REQUIRED
-    assert state.reason is LinkReason.PROVIDER_HOLD
-    assert state.raw_status == "IMPEDED"
-    assert state.message
-
-
-async def test_user_slow_stays_in_progress_then_links(adapter: MxAdapter) -> None:
-    state = await login(adapter, "user_slow")
-    polls = 0
-    while state.outcome is Outcome.PENDING and polls < 100:
-        polls += 1
-        await asyncio.sleep(0.1)
-        state = await adapter.poll(state.session)
-    assert state.outcome is Outcome.LINKED
-    assert polls >= 10  # SLOW_JOB_SECONDS is 3 s, seen at 0.1 s intervals
-
-
-async def test_user_unsupported_is_unsupported_mfa(adapter: MxAdapter) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await settle(adapter, await login(adapter, "user_unsupported"))
-    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA

@@ -22,21 +22,15 @@ from linkflow.models import (
     LinkRequest,
     Provider,
 )
-from providers import mx as mx_module
 from providers.base import (
     LinkFailure,
     Outcome,
     ProviderRejectedRequest,
     ProviderUnavailable,
 )
-from providers.mx import (
-    CONNECTION_STATUSES,
-    MX_ACCEPT,
-    MxAdapter,
-    normalize_challenge,
-    state_from_member,
-)
+from providers.mx import MX_ACCEPT, MxAdapter, normalize_challenge, state_from_member
 
+CONNECTION_STATUSES = MxAdapter.STATUSES.meanings
 SESSION = {"user_guid": "USR-1", "member_guid": "MBR-1"}
 TEXT_CHALLENGE = {"field_name": None, "guid": "CRD-1", "label": "Your pet's name?", "type": 0}
 
@@ -212,18 +206,11 @@ def test_challenge_without_guid_is_transient() -> None:
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def mock_adapter(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> MxAdapter:
-    """An MxAdapter whose own client (as `make_client` builds it) talks to `handler`."""
-
-    def make_client(
-        base_url: str, *, headers: dict[str, str], auth: tuple[str, str]
-    ) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=base_url, headers=headers, auth=auth, transport=httpx.MockTransport(handler)
-        )
-
-    monkeypatch.setattr(mx_module, "make_client", make_client)
-    return MxAdapter("https://mx.test", "client-id", "api-key")
+def mock_adapter(handler: Handler) -> MxAdapter:
+    """An MxAdapter whose own client, headers and auth as it builds them, talks to `handler`."""
+    return MxAdapter(
+        "https://mx.test", "client-id", "api-key", transport=httpx.MockTransport(handler)
+    )
 
 
 def reply(status: int, body: dict[str, Any] | None = None) -> httpx.Response:
@@ -239,9 +226,7 @@ CREDENTIALS = {
 CREATED_MEMBER = {"member": {"guid": "MBR-1", "connection_status": "CREATED"}}
 
 
-async def test_login_sends_mx_headers_and_maps_credentials(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_login_sends_mx_headers_and_maps_credentials() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -252,7 +237,7 @@ async def test_login_sends_mx_headers_and_maps_credentials(
             return reply(200, CREDENTIALS)
         return reply(202, CREATED_MEMBER)
 
-    adapter = mock_adapter(monkeypatch, handler)
+    adapter = mock_adapter(handler)
     request = LinkRequest(
         provider=Provider.MX,
         user_ref="app-7",
@@ -287,7 +272,7 @@ async def test_login_sends_mx_headers_and_maps_credentials(
     assert "Idempotency-Key" not in seen[0].headers
 
 
-async def test_existing_user_is_found_across_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_existing_user_is_found_across_pages() -> None:
     pages: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -307,7 +292,7 @@ async def test_existing_user_is_found_across_pages(monkeypatch: pytest.MonkeyPat
             return reply(200, CREDENTIALS)
         return reply(202, CREATED_MEMBER)
 
-    adapter = mock_adapter(monkeypatch, handler)
+    adapter = mock_adapter(handler)
     request = LinkRequest(
         provider=Provider.MX,
         user_ref="app-7",
@@ -319,14 +304,14 @@ async def test_existing_user_is_found_across_pages(monkeypatch: pytest.MonkeyPat
     assert pages == ["1", "2"]
 
 
-async def test_answer_sends_every_answer_revealed(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_answer_sends_every_answer_revealed() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return reply(202, {"member": {"guid": "MBR-1", "connection_status": "RESUMED"}})
 
-    adapter = mock_adapter(monkeypatch, handler)
+    adapter = mock_adapter(handler)
     challenge = normalize_challenge(TEXT_CHALLENGE)
     state = await adapter.answer(
         SESSION,
@@ -344,24 +329,20 @@ async def test_answer_sends_every_answer_revealed(monkeypatch: pytest.MonkeyPatc
     }
 
 
-async def test_poll_lists_challenges_when_status_omits_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_poll_lists_challenges_when_status_omits_them() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/status"):
             return reply(200, {"member": {"guid": "MBR-1", "connection_status": "CHALLENGED"}})
         return reply(200, {"challenges": [TEXT_CHALLENGE], "pagination": {"total_pages": 1}})
 
-    adapter = mock_adapter(monkeypatch, handler)
+    adapter = mock_adapter(handler)
     state = await adapter.poll(SESSION)
     await adapter.aclose()
     assert state.outcome is Outcome.CHALLENGED
     assert [c.id for c in state.challenges] == ["CRD-1"]
 
 
-async def test_accounts_follow_pages_and_keep_exact_amounts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_accounts_follow_pages_and_keep_exact_amounts() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params["page"])
         account = (
@@ -373,7 +354,7 @@ async def test_accounts_follow_pages_and_keep_exact_amounts(
         raw = f'{{"accounts": [{account}], "pagination": {pagination}}}'
         return httpx.Response(200, text=raw)
 
-    adapter = mock_adapter(monkeypatch, handler)
+    adapter = mock_adapter(handler)
     accounts = await adapter.fetch_accounts(SESSION)
     await adapter.aclose()
     assert [a.id for a in accounts] == ["ACT-1", "ACT-2", "ACT-3"]
@@ -385,10 +366,8 @@ async def test_accounts_follow_pages_and_keep_exact_amounts(
     ("status", "error"),
     [(404, None), (503, ProviderUnavailable), (403, ProviderRejectedRequest)],
 )
-async def test_revoke(
-    monkeypatch: pytest.MonkeyPatch, status: int, error: type[Exception] | None
-) -> None:
-    adapter = mock_adapter(monkeypatch, lambda request: reply(status, {"error": {}}))
+async def test_revoke(status: int, error: type[Exception] | None) -> None:
+    adapter = mock_adapter(lambda request: reply(status, {"error": {}}))
     if error is None:
         await adapter.revoke(SESSION)
     else:
@@ -397,17 +376,15 @@ async def test_revoke(
     await adapter.aclose()
 
 
-async def test_malformed_success_body_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
-    adapter = mock_adapter(monkeypatch, lambda request: httpx.Response(200, text="<html>"))
+async def test_malformed_success_body_is_transient() -> None:
+    adapter = mock_adapter(lambda request: httpx.Response(200, text="<html>"))
     with pytest.raises(ProviderUnavailable, match="invalid JSON"):
         await adapter.poll(SESSION)
     await adapter.aclose()
 
 
-async def test_rate_limit_is_transient_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
-    adapter = mock_adapter(
-        monkeypatch, lambda request: httpx.Response(429, headers={"Retry-After": "7"})
-    )
+async def test_rate_limit_is_transient_with_retry_after() -> None:
+    adapter = mock_adapter(lambda request: httpx.Response(429, headers={"Retry-After": "7"}))
     with pytest.raises(ProviderUnavailable) as unavailable:
         await adapter.poll(SESSION)
     await adapter.aclose()

@@ -28,8 +28,8 @@ from providers.base import (
     ProviderUnavailable,
 )
 from providers.http import raise_for_provider_status
-from providers.mapping import IMPLEMENTED_PROVIDERS, adapter_module
 from providers.privacy import opaque_id, provider_word
+from providers.registry import ADAPTERS, IMPLEMENTED_PROVIDERS
 from sandbox.users import CORRECT_ANSWER
 
 
@@ -38,7 +38,7 @@ async def adapter(
     request: pytest.FixtureRequest, sandbox_url: str
 ) -> AsyncIterator[ProviderAdapter]:
     provider: Provider = request.param
-    made: ProviderAdapter = adapter_module(provider).create_adapter(
+    made: ProviderAdapter = ADAPTERS[provider].from_settings(
         ProviderSettings(sandbox_url=sandbox_url)
     )
     yield made
@@ -201,7 +201,7 @@ async def test_a_real_refusal_quotes_no_text_of_the_providers_answer(
     provider: Provider, sandbox_url: str
 ) -> None:
     session, sentence = UNKNOWN_OBJECT_REFUSALS[provider]
-    adapter: ProviderAdapter = adapter_module(provider).create_adapter(
+    adapter: ProviderAdapter = ADAPTERS[provider].from_settings(
         ProviderSettings(sandbox_url=sandbox_url)
     )
     try:

@@ -24,7 +24,7 @@ from linkflow.models import (
     LinkStatus,
     Provider,
 )
-from providers.mapping import IMPLEMENTED_PROVIDERS
+from providers.registry import IMPLEMENTED_PROVIDERS
 from tests.fixtures.answers import right_answers
 
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}

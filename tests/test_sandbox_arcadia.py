@@ -10,7 +10,6 @@ the adapter and the sandbox agree.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from sandbox.arcadia import (
     MFA_EXPIRY_SECONDS,
@@ -28,6 +26,7 @@ from sandbox.arcadia import (
     create_sandbox,
 )
 from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
 
 ARCADIA_PAGE = read_document("arcadia_submit_mfa_method.txt")
 CLIENT = {"client_id": "sandbox-client-id", "client_secret": "sandbox-client-secret"}
@@ -98,14 +97,11 @@ async def new_credential(arcadia: httpx.AsyncClient, username: str, **extra: Any
 
 async def settled(arcadia: httpx.AsyncClient, credential_id: str) -> dict[str, Any]:
     """The credential once its job in progress has resolved (or waits for the user)."""
-    for _ in range(200):
-        response = await arcadia.get(f"/plug/credentials/{credential_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if body["currentJob"]["status"] != "RUNNING":
-            return body
-        await asyncio.sleep(0.02)
-    pytest.fail(f"credential {credential_id} never left RUNNING")
+    return await read_until(
+        arcadia,
+        f"/plug/credentials/{credential_id}",
+        lambda body: body["currentJob"]["status"] != "RUNNING",
+    )
 
 
 def assert_seed_shape(credential: dict[str, Any]) -> None:
@@ -507,21 +503,10 @@ async def test_accounts_paging_refusals(arcadia: httpx.AsyncClient, params: dict
 # ---------------------------------------------------------------------- in process
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_latency_expiry_and_idempotency_keys_in_process() -> None:
     clock = FakeClock()
     sandbox = ArcadiaSandbox(latency_seconds=5, clock=clock)
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/arcadia", headers=VERSION
-    ) as arcadia:
+    async with in_process_client(sandbox, VERSION) as arcadia:
         arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
         created = (
             await arcadia.post(
@@ -544,7 +529,7 @@ async def test_latency_expiry_and_idempotency_keys_in_process() -> None:
         retried = await arcadia.post(f"{path}/otp", json=body, headers={"Idempotency-Key": "a-1"})
         assert retried.status_code == 409
         assert sandbox.duplicate_requests == 1
-        assert sandbox.credentials[created["id"]].idempotency_keys == {"login-1": 1, "a-1": 2}
+        assert sandbox.ledger.keys_of(created["id"]) == {"login-1": 1, "a-1": 2}
 
         # The new request for the code expires unanswered.
         clock.now += 5
@@ -565,10 +550,7 @@ async def test_the_mfa_window_can_be_shortened_and_a_late_answer_is_refused() ->
     clock = FakeClock()
     sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=5)
     sandbox.clock = clock
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/arcadia", headers=VERSION
-    ) as arcadia:
+    async with in_process_client(sandbox, VERSION) as arcadia:
         arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
         created = (await new_credential(arcadia, "user_mfa"))["id"]
         path = f"/plug/credentials/{created}"
@@ -598,10 +580,7 @@ async def test_a_window_of_none_never_expires() -> None:
     clock = FakeClock()
     sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=None)
     sandbox.clock = clock
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/arcadia", headers=VERSION
-    ) as arcadia:
+    async with in_process_client(sandbox, VERSION) as arcadia:
         arcadia.headers["Authorization"] = f"Bearer {await token(arcadia)}"
         path = f"/plug/credentials/{(await new_credential(arcadia, 'user_mfa'))['id']}"
         clock.now += 1

@@ -7,17 +7,16 @@ examples are read from tests/fixtures/documents/mx_handling_mfa.txt.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox, create_sandbox
 from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
 
 MX_GUIDE = read_document("mx_handling_mfa.txt")
 SEED_MEMBER: dict[str, Any] = MX_GUIDE.json("challenged status example")["member"]
@@ -65,14 +64,13 @@ async def new_member(
 
 async def settled_status(mx: httpx.AsyncClient, user: str, member: str) -> dict[str, Any]:
     """The member's status once its job in progress has resolved."""
-    for _ in range(200):
-        response = await mx.get(f"/users/{user}/members/{member}/status")
-        assert response.status_code == 200, response.text
-        status: dict[str, Any] = response.json()["member"]
-        if status["connection_status"] not in ("CREATED", "RESUMED"):
-            return status
-        await asyncio.sleep(0.02)
-    pytest.fail(f"member {member} never left {status['connection_status']}")
+    body = await read_until(
+        mx,
+        f"/users/{user}/members/{member}/status",
+        lambda body: body["member"]["connection_status"] not in ("CREATED", "RESUMED"),
+    )
+    status: dict[str, Any] = body["member"]
+    return status
 
 
 async def resume(
@@ -374,24 +372,10 @@ async def test_delete_member(mx: httpx.AsyncClient) -> None:
     assert (await mx.get(f"/users/{user}/members/{member}/status")).status_code == 404
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_latency_and_idempotency_keys_in_process() -> None:
     clock = FakeClock()
     sandbox = MxSandbox(latency_seconds=5, clock=clock)
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://sandbox/mx",
-        auth=AUTH,
-        headers={"Accept": MX_ACCEPT},
-    ) as mx:
+    async with in_process_client(sandbox, {"Accept": MX_ACCEPT}, AUTH) as mx:
         user = await new_user(mx)
         body = {
             "member": {
@@ -431,8 +415,8 @@ async def test_latency_and_idempotency_keys_in_process() -> None:
         )
         assert retried.status_code == 409
 
-    assert sandbox.members[member].idempotency_keys == {"login-1": 1, "answer-1": 2}
-    assert sandbox.idempotency_keys == {"login-1": member, "answer-1": member}
+    assert sandbox.ledger.keys_of(member) == {"login-1": 1, "answer-1": 2}
+    assert sandbox.ledger.first_object == {"login-1": member, "answer-1": member}
     assert sandbox.duplicate_requests == 1
 
 
@@ -443,13 +427,7 @@ async def test_an_unanswered_challenge_expires_only_when_a_window_is_set(
     clock = FakeClock()
     sandbox = create_sandbox(latency_seconds=1, mfa_window_seconds=window)
     sandbox.clock = clock
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://sandbox/mx",
-        auth=AUTH,
-        headers={"Accept": MX_ACCEPT},
-    ) as mx:
+    async with in_process_client(sandbox, {"Accept": MX_ACCEPT}, AUTH) as mx:
         user, member = await new_member(mx, "user_mfa")
         status_path = f"/users/{user}/members/{member}/status"
         clock.now += 1

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from sandbox.synapse import SynapseSandbox
 from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import in_process_client
 
 SYNAPSE_PAGE = read_document("synapse_ach_us_mfa.txt")
 # The seed's 200 example elides further nodes as `{ ... }, ...`; without them it is JSON.
@@ -358,10 +358,7 @@ class Sleeps:
 async def test_latency_slow_user_and_idempotency_keys_in_process() -> None:
     sleeps = Sleeps()
     sandbox = SynapseSandbox(latency_seconds=5, sleep=sleeps)
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/synapse", headers=GATEWAY
-    ) as synapse:
+    async with in_process_client(sandbox, GATEWAY) as synapse:
         _, _, slow = await bank_login(synapse, "user_slow")
         assert slow.status_code == 200
         assert sleeps.seconds == [5 + 3.0]
@@ -386,6 +383,6 @@ async def test_latency_slow_user_and_idempotency_keys_in_process() -> None:
         assert answered.json() == replayed.json()
         assert answered.json()["mfa"]["message"] != first.json()["mfa"]["message"]
 
-    assert sandbox.idempotency_keys == {"login-1": user_id, "answer-1": user_id}
+    assert sandbox.ledger.first_object == {"login-1": user_id, "answer-1": user_id}
     assert sandbox.duplicate_requests == 2
     assert sleeps.seconds[1:] == [5, 5]

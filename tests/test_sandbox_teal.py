@@ -8,7 +8,6 @@ page's examples are read from tests/fixtures/documents/teal_submit_mfa_response.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -18,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from sandbox.teal import TealSandbox
 from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
 
 TEAL_PAGE = read_document("teal_submit_mfa_response.txt")
 # The seed's example response: the account object after an MFA answer.
@@ -60,14 +59,9 @@ async def new_account(teal: httpx.AsyncClient, username: str) -> dict[str, Any]:
 
 async def settled(teal: httpx.AsyncClient, account_id: str) -> dict[str, Any]:
     """The account once its job in progress has resolved."""
-    for _ in range(200):
-        response = await teal.get(f"/accounts/{account_id}")
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        if body["status"] != "PENDING":
-            return body
-        await asyncio.sleep(0.02)
-    pytest.fail(f"account {account_id} stayed PENDING")
+    return await read_until(
+        teal, f"/accounts/{account_id}", lambda account: account["status"] != "PENDING"
+    )
 
 
 def assert_like_the_seed(body: dict[str, Any], *extra: str) -> None:
@@ -287,22 +281,11 @@ async def test_delete_account(teal: httpx.AsyncClient) -> None:
     assert (await teal.delete(f"/accounts/{account_id}")).status_code == 404
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_latency_idempotency_keys_and_authorisation_ids_in_process() -> None:
     clock = FakeClock()
     sandbox = TealSandbox(latency_seconds=5, clock=clock)
-    app = Starlette(routes=[sandbox.mount()])
     authorisation = str(uuid.uuid4())
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/teal", headers=HEADERS
-    ) as teal:
+    async with in_process_client(sandbox, HEADERS) as teal:
         created = await teal.post(
             "/accounts",
             json=create_body("user_mfa"),
@@ -326,6 +309,6 @@ async def test_latency_idempotency_keys_and_authorisation_ids_in_process() -> No
         retried = await teal.put(path, json={"mfa": "correct"}, headers=headers)
         assert retried.status_code == 409
 
-    assert sandbox.idempotency_keys == {"login-1": account_id, "answer-1": account_id}
+    assert sandbox.ledger.first_object == {"login-1": account_id, "answer-1": account_id}
     assert sandbox.duplicate_requests == 1
     assert sandbox.accounts[account_id].authorisation_ids == [authorisation]

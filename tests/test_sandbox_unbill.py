@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from sandbox.unbill import PROMPT_APPROVAL_PERIODS, UnbillSandbox
 from tests.fixtures.documents import read_document
+from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
 
 UNBILL_PAGE = read_document("unbill_auth_object.txt")
 HEADERS = {"Authorization": "Bearer sandbox-api-key"}
@@ -75,14 +75,9 @@ async def new_auth(
 
 async def settled(unbill: httpx.AsyncClient, auth_id: str) -> dict[str, Any]:
     """The auth once its sign-in in progress has resolved."""
-    for _ in range(200):
-        response = await unbill.get(f"/auth/{auth_id}")
-        assert response.status_code == 200, response.text
-        auth: dict[str, Any] = response.json()
-        if auth["status"]["type"] != "pending":
-            return auth
-        await asyncio.sleep(0.02)
-    pytest.fail(f"auth {auth_id} stayed pending")
+    return await read_until(
+        unbill, f"/auth/{auth_id}", lambda auth: auth["status"]["type"] != "pending"
+    )
 
 
 async def answer(
@@ -362,21 +357,10 @@ async def test_delete_auth(unbill: httpx.AsyncClient) -> None:
     assert (await unbill.get(f"/bill/list/{client_id}")).json() == {"data": []}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_latency_prompt_approval_and_idempotency_keys_in_process() -> None:
     clock = FakeClock()
     sandbox = UnbillSandbox(latency_seconds=5, clock=clock)
-    app = Starlette(routes=[sandbox.mount()])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sandbox/unbill", headers=HEADERS
-    ) as unbill:
+    async with in_process_client(sandbox, HEADERS) as unbill:
         client_id = await new_client(unbill)
         body = {
             "clientId": client_id,
@@ -424,6 +408,6 @@ async def test_latency_prompt_approval_and_idempotency_keys_in_process() -> None
         clock.now += 0.2
         assert (await unbill.get(f"/auth/{prompt_id}")).json()["status"] == {"type": "verified"}
 
-    assert sandbox.auths[auth_id].idempotency_keys == {"login-1": 1, "answer-1": 2}
-    assert sandbox.idempotency_keys == {"login-1": auth_id, "answer-1": auth_id}
+    assert sandbox.ledger.keys_of(auth_id) == {"login-1": 1, "answer-1": 2}
+    assert sandbox.ledger.first_object == {"login-1": auth_id, "answer-1": auth_id}
     assert sandbox.duplicate_requests == 1

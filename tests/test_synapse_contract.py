@@ -1,54 +1,41 @@
-"""SynapseAdapter against the Synapse sandbox over real HTTP, for every test user.
+"""What only Synapse does, against the Synapse sandbox over real HTTP, and its parsing.
 
-The sandbox runs as its own process (`tests/fixtures/sandbox.py`); these tests go through the
-adapter's own HTTP client, so they also prove it sends `X-SP-GATEWAY`, `X-SP-USER` and
-`X-SP-USER-IP`. Synapse answers a bank login in one call (no job to poll), so `login()` and
-`answer()` return the new state themselves. The unit tests at the end read every status word
-through `state_from_response` without HTTP.
+The shared test users' stories are asserted for every provider in
+`tests/test_provider_contracts.py`; here are Synapse's own: one long bank-login call with no job
+to poll, questions one at a time with round-numbered ids that never show the `access_token`,
+replayed answers, its documented test logins, and its gateway and user headers. The unit tests at
+the end read every status word through `state_from_response` without HTTP.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from linkflow.config import ProviderSettings
-from linkflow.models import (
-    ChallengeAnswer,
-    ChallengeKind,
-    Credentials,
-    LinkReason,
-    LinkRequest,
-    Provider,
-)
+from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason
 from providers.base import (
     LinkFailure,
     Outcome,
-    ProviderAdapter,
     ProviderRejectedRequest,
     ProviderState,
     ProviderUnavailable,
 )
-from providers.mapping import StatusMeaning
+from providers.status import StatusMeaning
 from providers.synapse import (
-    CHALLENGE_KINDS,
     LOGIN_READ_TIMEOUT_SECONDS,
     LOGIN_TIMEOUT,
-    STATUS_FIELD,
-    STATUS_MEANINGS,
     SynapseAdapter,
     account_from_node,
-    create_adapter,
     state_from_response,
     state_from_session,
 )
-from sandbox.users import OTP_PHONES, SECURITY_QUESTION, SLOW_JOB_SECONDS
+from sandbox.users import OTP_PHONES
+from tests.fixtures.links import new_key, send, start
 
+STATUS_MEANINGS = SynapseAdapter.STATUSES.meanings
 SESSION = {
     "user_id": "594e0fa2838454002ea317a0",
     "oauth_key": "oauth_auVIbQ8WXC0pnLU9ivEs4tcHDejqFJlwoNrZ3fO1",
@@ -72,87 +59,19 @@ async def adapter(sandbox_url: str) -> AsyncIterator[SynapseAdapter]:
     await synapse.aclose()
 
 
-def link_request(username: str, password: str = "pass_good") -> LinkRequest:
-    return LinkRequest(
-        provider=Provider.SYNAPSE,
-        user_ref=f"app-user-{uuid.uuid4()}",
-        credentials=Credentials(username=username, password=password),
-    )
-
-
-def new_key() -> str:
-    return str(uuid.uuid4())
-
-
 async def login(
     adapter: SynapseAdapter, username: str, password: str = "pass_good"
 ) -> ProviderState:
-    return await adapter.login(
-        f"link-{uuid.uuid4()}", link_request(username, password), idempotency_key=new_key()
-    )
+    return await start(adapter, username, password)
 
 
 async def answer(adapter: SynapseAdapter, state: ProviderState, value: str) -> ProviderState:
-    [challenge] = state.challenges
-    return await adapter.answer(
-        state.session,
-        state.challenges,
-        [ChallengeAnswer(challenge_id=challenge.id, value=value)],
-        idempotency_key=new_key(),
-    )
-
-
-def test_synapse_adapter_is_a_provider_adapter() -> None:
-    adapter: ProviderAdapter = new_adapter("http://synapse.invalid")
-    assert adapter.provider is Provider.SYNAPSE
+    return await send(adapter, state, value)
 
 
 def test_login_calls_allow_a_little_over_300_seconds() -> None:
     assert LOGIN_READ_TIMEOUT_SECONDS == 330
     assert LOGIN_TIMEOUT.read == 330
-
-
-async def test_user_good_links_with_its_accounts(adapter: SynapseAdapter) -> None:
-    linked = await login(adapter, "user_good")
-    assert linked.outcome is Outcome.LINKED
-    assert linked.raw_status == "0"
-    assert linked.challenges == []
-    assert {"user_id", "oauth_key", "fingerprint", "raw_status"} <= set(linked.session)
-    assert linked.session["fingerprint"] == "test-fingerprint"
-    assert "pass_good" not in str(linked.session)
-
-    # No job to poll: poll() says the same thing again.
-    assert (await adapter.poll(linked.session)).outcome is Outcome.LINKED
-
-    accounts = await adapter.fetch_accounts(linked.session)
-    assert [(a.name, a.kind, a.mask, a.balance, a.currency) for a in accounts] == [
-        ("SynapsePay Test Checking Account - 8901", "CHECKING", "8901", "800.00", "USD"),
-        ("SynapsePay Test Savings Account - 2345", "SAVINGS", "2345", "1500.00", "USD"),
-    ]
-    assert len({a.id for a in accounts}) == 2
-
-
-async def test_user_mfa_answers_three_questions_one_at_a_time(adapter: SynapseAdapter) -> None:
-    state = await login(adapter, "user_mfa")
-    prompts: list[str] = []
-    ids: list[str] = []
-    while state.outcome is Outcome.CHALLENGED:
-        assert state.raw_status == "10"
-        [challenge] = state.challenges
-        assert challenge.kind is ChallengeKind.TEXT
-        assert challenge.options == []
-        assert state.session["access_token"] not in challenge.id
-        # Read again within the round: the same challenge id.
-        assert (await adapter.poll(state.session)).challenges[0].id == challenge.id
-        prompts.append(challenge.prompt)
-        ids.append(challenge.id)
-        state = await answer(adapter, state, "correct")
-    assert state.outcome is Outcome.LINKED
-    assert prompts[0] == SECURITY_QUESTION
-    assert len(prompts) == len(set(prompts)) == 3
-    assert len(set(ids)) == 3
-    assert "access_token" not in state.session
-    assert len(await adapter.fetch_accounts(state.session)) == 2
 
 
 async def test_user_otp_chooses_a_phone_then_enters_the_code(adapter: SynapseAdapter) -> None:
@@ -173,36 +92,30 @@ async def test_user_otp_chooses_a_phone_then_enters_the_code(adapter: SynapseAda
     assert linked.outcome is Outcome.LINKED
 
 
-@pytest.mark.parametrize(
-    ("username", "password"),
-    [
-        ("user_bad", "pass_good"),
-        ("user_good", "not-the-password"),
-        ("nobody", "pass_good"),
-        ("synapse_good", "wrong"),
-    ],
-    ids=["user_bad", "wrong-password", "unknown-user", "hook-wrong-password"],
-)
-async def test_bad_credentials_fail_the_link(
-    adapter: SynapseAdapter, username: str, password: str
-) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await login(adapter, username, password)
-    assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
-    assert failure.value.raw_status == "110"
-    assert "username and password" in failure.value.message
-    assert password not in failure.value.message
-
-
-async def test_wrong_answer_gets_the_question_again_in_a_new_round(
+async def test_a_documented_test_login_with_a_wrong_password_is_invalid_credentials(
     adapter: SynapseAdapter,
 ) -> None:
+    with pytest.raises(LinkFailure) as failure:
+        await login(adapter, "synapse_good", "wrong")
+    assert (failure.value.reason, failure.value.raw_status) == (
+        LinkReason.INVALID_CREDENTIALS,
+        "110",
+    )
+
+
+async def test_a_challenge_id_never_shows_synapses_access_token(adapter: SynapseAdapter) -> None:
+    state = await login(adapter, "user_mfa")
+    while state.outcome is Outcome.CHALLENGED:
+        [challenge] = state.challenges
+        assert state.session["access_token"] not in challenge.id
+        state = await answer(adapter, state, "correct")
+    assert state.outcome is Outcome.LINKED
+    assert "access_token" not in state.session
+
+
+async def test_an_answer_to_an_earlier_round_is_not_sent(adapter: SynapseAdapter) -> None:
     first = await login(adapter, "user_mfa")
     second = await answer(adapter, first, "wrong")
-    assert second.outcome is Outcome.CHALLENGED
-    assert second.challenges[0].prompt == first.challenges[0].prompt
-    assert second.challenges[0].id != first.challenges[0].id
-
     # An answer to the old round is not sent: the current state comes back unchanged.
     stale = ChallengeAnswer(challenge_id=first.challenges[0].id, value="correct")
     current = await adapter.answer(
@@ -231,42 +144,6 @@ async def test_retried_answer_is_not_sent_twice(adapter: SynapseAdapter) -> None
     assert first.challenges[0].prompt != challenged.challenges[0].prompt
 
 
-async def test_three_wrong_answers_fail_mfa(adapter: SynapseAdapter) -> None:
-    state = await login(adapter, "user_mfa")
-    state = await answer(adapter, state, "wrong-1")
-    state = await answer(adapter, state, "wrong-2")
-    with pytest.raises(LinkFailure) as failure:
-        await answer(adapter, state, "wrong-3")
-    assert failure.value.reason is LinkReason.MFA_FAILED
-    assert failure.value.raw_status == "400"
-
-
-async def test_user_hold_needs_the_users_action(adapter: SynapseAdapter) -> None:
-    state = await login(adapter, "user_hold")
-    assert state.outcome is Outcome.ACTION_REQUIRED
-    assert state.reason is LinkReason.PROVIDER_HOLD
-    assert state.raw_status == "410"
-    assert state.message
-    assert "locked" in state.message
-    again = await adapter.poll(state.session)
-    assert (again.outcome, again.message) == (state.outcome, state.message)
-
-
-async def test_user_slow_is_one_long_call(adapter: SynapseAdapter) -> None:
-    started = time.monotonic()
-    state = await login(adapter, "user_slow")
-    assert time.monotonic() - started >= SLOW_JOB_SECONDS
-    assert state.outcome is Outcome.LINKED
-
-
-async def test_user_unsupported_is_unsupported_mfa(adapter: SynapseAdapter) -> None:
-    with pytest.raises(LinkFailure) as failure:
-        await login(adapter, "user_unsupported")
-    assert failure.value.reason is LinkReason.UNSUPPORTED_MFA
-    assert failure.value.raw_status == "10"
-    assert "captcha" in failure.value.message
-
-
 async def test_documented_test_logins(adapter: SynapseAdapter) -> None:
     assert (await login(adapter, "synapse_nomfa", "test1234")).outcome is Outcome.LINKED
     asked = await login(adapter, "synapse_good", "test1234")
@@ -276,17 +153,10 @@ async def test_documented_test_logins(adapter: SynapseAdapter) -> None:
     assert (await answer(adapter, asked, "test_answer")).outcome is Outcome.LINKED
 
 
-async def test_revoke_deletes_the_nodes_and_is_repeatable(adapter: SynapseAdapter) -> None:
-    linked = await login(adapter, "user_good")
-    await adapter.revoke(linked.session)
-    assert await adapter.fetch_accounts(linked.session) == []
-    await adapter.revoke(linked.session)
-
-
 @pytest.mark.parametrize(
     "keys",
-    [{"client_secret": "wrong"}, {"client_id": ""}, {"fingerprint": ""}],
-    ids=["wrong-secret", "no-client-id", "no-fingerprint"],
+    [{"client_id": ""}, {"fingerprint": ""}],
+    ids=["no-client-id", "no-fingerprint"],
 )
 async def test_wrong_keys_are_a_rejected_request(sandbox_url: str, keys: dict[str, str]) -> None:
     adapter = new_adapter(sandbox_url, **keys)
@@ -309,14 +179,6 @@ async def test_an_unknown_oauth_key_is_a_rejected_request(adapter: SynapseAdapte
     assert "oauth_key" not in str(refused.value)
 
 
-async def test_create_adapter_defaults_to_the_sandbox(sandbox_url: str) -> None:
-    adapter = create_adapter(ProviderSettings(sandbox_url=sandbox_url))
-    try:
-        assert (await login(adapter, "user_good")).outcome is Outcome.LINKED
-    finally:
-        await adapter.aclose()
-
-
 async def test_server_errors_are_transient() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
@@ -324,10 +186,13 @@ async def test_server_errors_are_transient() -> None:
             json={"error": {"en": "down"}, "error_code": "503", "http_code": "503"},
         )
 
-    client = httpx.AsyncClient(
-        base_url="http://synapse.test", transport=httpx.MockTransport(handler)
+    adapter = SynapseAdapter(
+        "http://synapse.test",
+        "id",
+        "secret",
+        fingerprint="fp",
+        transport=httpx.MockTransport(handler),
     )
-    adapter = SynapseAdapter("http://synapse.test", "id", "secret", fingerprint="fp", client=client)
     try:
         with pytest.raises(ProviderUnavailable):
             await login(adapter, "user_good")
@@ -349,10 +214,10 @@ def response(code: str, **extra: Any) -> dict[str, Any]:
     return body | {"success": success} | extra
 
 
-def test_mapping_module_shape() -> None:
-    assert STATUS_FIELD == "error_code"
+def test_the_adapters_tables() -> None:
+    assert SynapseAdapter.STATUSES.field == "error_code"
     assert all(isinstance(m, StatusMeaning) for m in STATUS_MEANINGS.values())
-    assert CHALLENGE_KINDS == {"question": ChallengeKind.TEXT}
+    assert SynapseAdapter.CHALLENGE_KINDS == {"question": ChallengeKind.TEXT}
 
 
 @pytest.mark.parametrize("word", sorted(STATUS_MEANINGS))
