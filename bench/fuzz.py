@@ -137,12 +137,17 @@ async def cli_signal(run: Run, target: str, message: FuzzMessage) -> None:
         "--name",
         message.name,
     ]
-    for text in message.cli_inputs:
-        command += ["--input", text]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    if await process.wait() == 0:
+    # Inputs go in files, as an operator's large inputs would: argv has a length limit.
+    with tempfile.TemporaryDirectory(prefix="linkflow-fuzz-cli-") as folder:
+        for number, text in enumerate(message.cli_inputs):
+            path = Path(folder) / f"input-{number}.json"
+            await asyncio.to_thread(path.write_text, text)
+            command += ["--input-file", str(path)]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        status = await process.wait()
+    if status == 0:
         run.delivered_signals += 1
     else:
         # The CLI refused it itself (its input is not JSON) or the server did.

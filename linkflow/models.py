@@ -263,6 +263,18 @@ class StatusChange(BaseModel):
     reason: LinkReason | None = None
 
 
+class ProviderTrouble(BaseModel):
+    """A living link's provider has not answered lately; the link keeps its last data and tries
+    again on a backing-off schedule instead of ending."""
+
+    since: datetime = Field(description="When the first call of this bad spell failed.")
+    failures: int = Field(description="Failed attempts in a row.")
+    message: str = Field(description="What went wrong last, in a sentence.")
+    retry_at: datetime | None = Field(
+        default=None, description="When the link tries again (None: when the user acts)."
+    )
+
+
 class LinkSnapshot(BaseModel):
     """What the `snapshot` query returns: the whole truth about one link, with no secrets."""
 
@@ -289,6 +301,11 @@ class LinkSnapshot(BaseModel):
     updated_at: datetime
     last_refreshed_at: datetime | None = None
     next_refresh_at: datetime | None = None
+    provider_trouble: ProviderTrouble | None = Field(
+        default=None,
+        description="Set while the provider fails a living link's calls; cleared by the next"
+        " success.",
+    )
     history: list[StatusChange] = Field(
         default_factory=list, description="The latest status changes, oldest first."
     )

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         LinkStatus,
         MfaSubmission,
         Provider,
+        ProviderTrouble,
         RelinkRequest,
         StatusChange,
         WebhookEvent,
@@ -70,6 +71,8 @@ WORKFLOW_TYPE = "AccountLinkWorkflow"
 ANSWER_MFA_SIGNAL = "answer_mfa"
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+# Where a living link rested before a step of its later life: status, reason, message.
+Resting = tuple[LinkStatus, LinkReason | None, str | None]
 
 PROVIDER_CALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -87,8 +90,17 @@ PROVIDER_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # One activity waits this long for a provider's job; past it, durable timers take over.
 ACTIVE_WAIT_SECONDS = 20.0
 # Durable backoff between provider checks once the job outlasts an activity's wait.
-PROVIDER_RECHECK_DELAYS = (5, 10, 30, 60, 120, 300)
-MAX_PROVIDER_JOB_SECONDS = 30 * 60
+PROVIDER_RECHECK_DELAYS = (5, 10, 30, 60, 120, 300, 900, 1800, 3600)
+# Links that existed before they rode out bad days gave a provider's job 30 minutes; a provider
+# may take days (Arcadia's ISSUE_UNDER_REVIEW), so a job now has a week, checked hourly at most.
+LEGACY_MAX_PROVIDER_JOB_SECONDS = 30 * 60
+MAX_PROVIDER_JOB_SECONDS = 7 * 24 * 60 * 60
+RIDES_OUT_BAD_DAYS_PATCH = "rides-out-bad-days"
+# A living link whose provider fails tries again after these delays (capped at its refresh
+# interval), keeping its last data; after PROVIDER_TROUBLE_ESCALATES_AFTER of failures it says so
+# as ACTION_REQUIRED (INSTITUTION_UNAVAILABLE), still trying, until the provider answers again.
+PROVIDER_TROUBLE_RETRY_SECONDS = (300, 900, 3600, 4 * 3600, 12 * 3600)
+PROVIDER_TROUBLE_ESCALATES_AFTER = timedelta(days=3)
 STATUS_HISTORY_LENGTH = 20
 # Links that existed before links lived past their first connection end there, as they did.
 LIVING_LINK_PATCH = "living-link"
@@ -96,7 +108,9 @@ LIVING_LINK_PATCH = "living-link"
 # Holds can clear by themselves (an emailed approval, an enrollment), so a held link keeps
 # checking on its refresh schedule; a link waiting for new credentials or a fresh MFA does not,
 # as logging in again with what failed could lock the user's account.
-RECHECKED_REASONS = frozenset({LinkReason.PROVIDER_HOLD, LinkReason.ACCOUNT_LOCKED})
+RECHECKED_REASONS = frozenset(
+    {LinkReason.PROVIDER_HOLD, LinkReason.ACCOUNT_LOCKED, LinkReason.INSTITUTION_UNAVAILABLE}
+)
 # What a failed step of a connected link's later life means: the user can mend it.
 RECOVERABLE_LATER = {
     LinkReason.INVALID_CREDENTIALS: LinkReason.REAUTH_REQUIRED,
@@ -141,6 +155,13 @@ class _LinkEnded(Exception):
 
 class _UnlinkRequested(Exception):
     """Raised at the link's next waiting point once `unlink` has been accepted."""
+
+
+class _ProviderStillWorking(_LinkEnded):
+    """The provider's job outlasted the wait: the end of a first login, a bad day later on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(LinkStatus.FAILED, LinkReason.PROVIDER_ERROR, message)
 
 
 # Dynamic, so that the SDK hands the start's payloads over unread, however many and whatever they
@@ -256,13 +277,14 @@ class AccountLinkWorkflow:
             if state.outcome is Outcome.PENDING:
                 state = await self._wait_for_provider()
             elif state.outcome is Outcome.CHALLENGED and not user_present:
+                # Cleared before the status change publishes the details, which name it.
+                self._link.next_refresh_at = None
                 self._set_status(
                     LinkStatus.ACTION_REQUIRED,
                     reason=LinkReason.MFA_REFRESH_REQUIRED,
                     message="The provider asks you to verify your identity again before it"
                     " shares new data. Reauthenticate, then answer its questions.",
                 )
-                self._link.next_refresh_at = None
                 self._settle()
                 return
             elif state.outcome is Outcome.CHALLENGED and not _needs_answers(state.challenges):
@@ -288,6 +310,7 @@ class AccountLinkWorkflow:
                     summary="fetch accounts",
                 )
                 self._link.accounts = result.accounts
+                self._link.provider_trouble = None
                 now = workflow.now()
                 self._link.last_refreshed_at = now
                 self._link.next_refresh_at = now + self._refresh_interval
@@ -322,16 +345,17 @@ class AccountLinkWorkflow:
             if state.outcome is not Outcome.PENDING:
                 return state
             self._note_provider_state(state)
-            if (workflow.now() - started).total_seconds() >= MAX_PROVIDER_JOB_SECONDS:
-                break
+            waited = (workflow.now() - started).total_seconds()
+            if waited >= LEGACY_MAX_PROVIDER_JOB_SECONDS and (
+                waited >= MAX_PROVIDER_JOB_SECONDS or not workflow.patched(RIDES_OUT_BAD_DAYS_PATCH)
+            ):
+                raise _ProviderStillWorking(
+                    f"The provider was still working after {_duration_words(waited)}."
+                )
             # Answer anyone waiting on an update now rather than after a long timer.
             self._settle()
             await self._pause(delay, f"provider still working; check again in {delay}s")
-        raise _LinkEnded(
-            LinkStatus.FAILED,
-            LinkReason.PROVIDER_ERROR,
-            f"The provider was still working after {MAX_PROVIDER_JOB_SECONDS // 60} minutes.",
-        )
+        raise AssertionError("unreachable: the recheck delays never end")
 
     def _begin_round(self, challenges: list[Challenge]) -> datetime:
         """Show a round of challenges; returns its deadline.
@@ -453,7 +477,12 @@ class AccountLinkWorkflow:
         return self._command or Command.REFRESH
 
     async def _carry_out(self, command: Command) -> None:
-        """One step of the link's later life; what the user can mend leaves it ACTION_REQUIRED."""
+        """One step of the link's later life; what the user can mend leaves it ACTION_REQUIRED.
+
+        A provider that fails or keeps working (an outage, a bad day) does not end a link that has
+        lived for months: it rests as it was, with its last data, and tries again later.
+        """
+        resting: Resting = (self._link.status, self._link.reason, self._link.message)
         session = SessionInput(provider=self._request.provider, session=self._provider_session)
         try:
             if command is Command.REFRESH:
@@ -484,12 +513,50 @@ class AccountLinkWorkflow:
                 )
                 self._link.attempts.logins += 1
             await self._follow(state)
+        except _ProviderStillWorking as ended:
+            if not workflow.patched(RIDES_OUT_BAD_DAYS_PATCH):
+                self._after_failed_step(ended.status, ended.reason, ended.message)
+                return
+            self._ride_out(resting, ended.message)
         except _LinkEnded as ended:
             self._after_failed_step(ended.status, ended.reason, ended.message)
         except ActivityError as error:
             reason, message, raw_status = _failure_from(error)
+            if not _is_final(error) and workflow.patched(RIDES_OUT_BAD_DAYS_PATCH):
+                self._ride_out(resting, message)
+                return
             self._link.provider_status = raw_status or self._link.provider_status
             self._after_failed_step(LinkStatus.FAILED, reason, message)
+
+    def _ride_out(self, resting: Resting, why: str) -> None:
+        """Rest as before the failed step, and try again later on a backing-off schedule.
+
+        A link the schedule checks (connected, or held) retries by itself; one waiting for its
+        user (new credentials, a fresh MFA) stays waiting, and the user's next try goes through.
+        """
+        now = workflow.now()
+        trouble = self._link.provider_trouble
+        failures = (trouble.failures if trouble else 0) + 1
+        since = trouble.since if trouble else now
+        status, reason, message = resting
+        self._pending = {}
+        self._answers = {}
+        retry_at: datetime | None = None
+        if status is LinkStatus.CONNECTED or reason in RECHECKED_REASONS:
+            ladder = PROVIDER_TROUBLE_RETRY_SECONDS
+            delay = min(ladder[min(failures, len(ladder)) - 1], self._refresh_interval_seconds)
+            retry_at = now + timedelta(seconds=delay)
+            if status is LinkStatus.CONNECTED and now - since >= PROVIDER_TROUBLE_ESCALATES_AFTER:
+                status, reason = LinkStatus.ACTION_REQUIRED, LinkReason.INSTITUTION_UNAVAILABLE
+                message = (
+                    f"The provider has not answered since {since:%Y-%m-%d %H:%M} UTC; the link"
+                    " keeps its last data and keeps trying."
+                )
+        self._link.provider_trouble = ProviderTrouble(
+            since=since, failures=failures, message=why, retry_at=retry_at
+        )
+        self._link.next_refresh_at = retry_at
+        self._set_status(status, reason, message)
 
     def _after_failed_step(
         self, status: LinkStatus, reason: LinkReason | None, message: str
@@ -551,7 +618,11 @@ class AccountLinkWorkflow:
 
     @property
     def _refresh_interval(self) -> timedelta:
-        return timedelta(seconds=self._request.options.refresh_interval_seconds)
+        return timedelta(seconds=self._refresh_interval_seconds)
+
+    @property
+    def _refresh_interval_seconds(self) -> int:
+        return self._request.options.refresh_interval_seconds
 
     # ---------------------------------------------------------------- messages
 
@@ -885,6 +956,21 @@ def _recheck_delays() -> Iterator[int]:
     yield from PROVIDER_RECHECK_DELAYS
     while True:
         yield PROVIDER_RECHECK_DELAYS[-1]
+
+
+def _is_final(error: ActivityError) -> bool:
+    """Whether a failed provider call is the provider's final word (a documented business
+    failure), rather than an outage, a timeout or a refusal that a fix on our side can mend."""
+    cause = error.cause
+    return isinstance(cause, ApplicationError) and cause.type == LINK_FAILURE
+
+
+def _duration_words(seconds: float) -> str:
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.0f} days"
+    if seconds >= 2 * 3_600:
+        return f"{seconds / 3_600:.0f} hours"
+    return f"{seconds / 60:.0f} minutes"
 
 
 def _failure_from(error: ActivityError) -> tuple[LinkReason, str, str | None]:
