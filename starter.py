@@ -359,14 +359,15 @@ async def link(args: argparse.Namespace, password: str, terminal: Terminal) -> i
         options=LinkOptions(mfa_timeout_seconds=args.mfa_timeout),
     )
     links = await connect_links()
-    link_id = await links.start_link(request, args.link_id)
     if args.no_wait:
+        link_id = await links.start_link(request, args.link_id)
         terminal.show(json.dumps({"link_id": link_id}) if args.json else f"Started link {link_id}")
         return EXIT_OK
+    # One round trip: the start and the first challenge (or the result) together.
+    link_id, snapshot = await links.start_and_wait(request, args.link_id)
     if not args.json:
         terminal.say(f"Started link {link_id}")
         terminal.say(f"Watch it in Temporal Web: {web_url(link_id)}")
-    snapshot = await links.wait_for(link_id, SETTLED)
     snapshot = await answer_interactively(links, snapshot, terminal, args.json)
     terminal.say()
     print_snapshot(snapshot, args.json, terminal)

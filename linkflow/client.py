@@ -17,6 +17,7 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -36,7 +37,7 @@ from linkflow.models import (
 )
 from linkflow.temporal import connect
 from linkflow.webhook_policy import WebhookPolicy, WebhookUrlRefused, check_webhook_url
-from workflows.account_link import ANSWER_MFA_SIGNAL, WORKFLOW_TYPE
+from workflows.account_link import ANSWER_MFA_SIGNAL, SETTLED_UPDATE, WORKFLOW_TYPE
 
 
 class LinkNotFound(LookupError):
@@ -107,6 +108,33 @@ class LinkClient:
                 static_summary=f"{request.provider.value} account link",
             )
         return link_id
+
+    async def start_and_wait(
+        self, request: LinkRequest, link_id: str | None = None
+    ) -> tuple[str, LinkSnapshot]:
+        """Start the link (or find the one with this id) and return its id and its first
+        snapshot that asks the user or rests: the first challenge or the result, in one round
+        trip (update-with-start), with no polling.
+        """
+        link_id = link_id or new_link_id()
+        self._check_start(request, link_id)
+        start: WithStartWorkflowOperation[Any, LinkSnapshot] = WithStartWorkflowOperation(
+            WORKFLOW_TYPE,
+            args=[request],
+            id=link_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"{request.provider.value} account link",
+        )
+        try:
+            snapshot: LinkSnapshot = await self._client.execute_update_with_start_workflow(
+                SETTLED_UPDATE, start_workflow_operation=start, result_type=LinkSnapshot
+            )
+        except WorkflowAlreadyStartedError:
+            # The link ran before and has ended: it is still that link.
+            return link_id, await self.snapshot(link_id)
+        return link_id, snapshot
 
     def _check_start(self, request: LinkRequest, link_id: str) -> None:
         if not LINK_ID_PATTERN.fullmatch(link_id):

@@ -188,6 +188,11 @@ class LinkRequest(BaseModel):
     )
     credentials: Credentials
     options: LinkOptions = Field(default_factory=LinkOptions)
+    user_ref_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,64}$")] | None = Field(
+        default=None,
+        description="A keyed hash of user_ref that the link publishes as its LinkUserRef search"
+        " attribute, so the app can list one user's links; set by LinkClient and the HTTP API.",
+    )
     end_user_ip: IPvAnyAddress | None = Field(
         default=None,
         description="The end user's own IP address, for providers that ask for it on every call"

@@ -25,7 +25,10 @@ from linkflow.config import ConfigurationError, TemporalSettings
 
 LINK_STATUS = SearchAttributeKey.for_keyword("LinkStatus")
 LINK_PROVIDER = SearchAttributeKey.for_keyword("LinkProvider")
-SEARCH_ATTRIBUTES = (LINK_STATUS, LINK_PROVIDER)
+# A keyed hash of the app's user_ref (never the value: visibility holds no personal data), so the
+# app can list one user's links.
+LINK_USER_REF = SearchAttributeKey.for_keyword("LinkUserRef")
+SEARCH_ATTRIBUTES = (LINK_STATUS, LINK_PROVIDER, LINK_USER_REF)
 
 # What one caller can put in a link's history, set on the server: any payload (a signal's, a
 # start's) over BLOB_SIZE_ERROR_BYTES is refused by the server before it is recorded (the default,

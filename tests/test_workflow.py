@@ -402,6 +402,7 @@ async def test_workflow_type_and_message_names_are_public(dev_env: WorkflowEnvir
     assert ANSWER_MFA_SIGNAL == "answer_mfa"
     assert set(definition.queries) == {"snapshot"}
     assert set(definition.updates) == {
+        "settled",
         "submit_mfa",
         "reauthenticate",
         "update_credentials",
@@ -477,3 +478,30 @@ async def test_unsupported_mfa_fails_without_asking_the_user(
         assert result.reason is LinkReason.UNSUPPORTED_MFA
         assert result.attempts.mfa_rounds == 0
         await record_history(links.temporal.get_workflow_handle(link_id), "mx_unsupported_mfa")
+
+
+async def test_start_and_wait_returns_the_first_challenge_in_one_round_trip(
+    dev_env: WorkflowEnvironment, run_worker
+):
+    async with run_worker(dev_env.client) as links:
+        link_id, first = await links.start_and_wait(mx_request("user_mfa"))
+
+        assert first.status is LinkStatus.MFA_REQUIRED
+        [challenge] = first.pending_challenges
+        assert challenge.prompt == "What city were you born in?"
+        # The same id again is the same link, where it stands now.
+        same_id, again = await links.start_and_wait(mx_request("user_mfa"), link_id)
+        assert same_id == link_id
+        assert again.pending_challenges == first.pending_challenges
+
+        result = await links.submit_mfa(link_id, answer(challenge.id, "correct"))
+        assert result.status is LinkStatus.CONNECTED
+
+        _, linked = await links.start_and_wait(mx_request("user_good"))
+        assert linked.status is LinkStatus.CONNECTED
+        _, failed = await links.start_and_wait(mx_request("user_bad"))
+        assert failed.status is LinkStatus.FAILED
+        assert failed.reason is LinkReason.INVALID_CREDENTIALS
+        # An ended link is still that link: its id gives its final snapshot back.
+        _, ended = await links.start_and_wait(mx_request("user_bad"), failed.link_id)
+        assert ended.status is LinkStatus.FAILED

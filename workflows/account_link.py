@@ -62,13 +62,14 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
     )
     from linkflow.refusals import bounded, quote
-    from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
+    from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF
     from providers.base import Outcome, ProviderState
     from workflows.inbox import NO_PAYLOAD, MalformedMessage, read_only_payload, read_payload
     from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 WORKFLOW_TYPE = "AccountLinkWorkflow"
 ANSWER_MFA_SIGNAL = "answer_mfa"
+SETTLED_UPDATE = "settled"
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 # Where a living link rested before a step of its later life: status, reason, message.
@@ -117,6 +118,17 @@ RECOVERABLE_LATER = {
     LinkReason.MFA_TIMEOUT: LinkReason.MFA_REFRESH_REQUIRED,
     LinkReason.MFA_FAILED: LinkReason.MFA_REFRESH_REQUIRED,
 }
+
+# Where a caller waiting for the link's next stop gets its answer.
+ASKING_OR_RESTING = frozenset(
+    {
+        LinkStatus.MFA_REQUIRED,
+        LinkStatus.CONNECTED,
+        LinkStatus.ACTION_REQUIRED,
+        LinkStatus.FAILED,
+        LinkStatus.UNLINKED,
+    }
+)
 
 NEXT_STEP = {
     LinkStatus.CONNECTING: "wait: the provider is working",
@@ -713,6 +725,16 @@ class AccountLinkWorkflow:
                 f"The link has ended ({self._link.status}); there is nothing to unlink."
             )
 
+    @workflow.update(name=SETTLED_UPDATE)
+    async def settled(self) -> LinkSnapshot:
+        """The snapshot once the link asks the user (MFA_REQUIRED), rests or has ended.
+
+        Sent with the start (update-with-start), it gives the caller the first challenge or the
+        result in the same round trip, with no polling.
+        """
+        await workflow.wait_condition(lambda: self._ended or self._link.status in ASKING_OR_RESTING)
+        return self._snapshot()
+
     async def _run_command(self, command: Command) -> LinkSnapshot:
         self._command = command
         settled = self._settles
@@ -909,6 +931,8 @@ class AccountLinkWorkflow:
             updates = [LINK_STATUS.value_set(self._link.status.value)]
             if self._link.provider is not None:
                 updates.append(LINK_PROVIDER.value_set(self._link.provider.value))
+            if self._valid_request is not None and self._valid_request.user_ref_key:
+                updates.append(LINK_USER_REF.value_set(self._valid_request.user_ref_key))
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(_details_markdown(self._snapshot()))
 
