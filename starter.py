@@ -300,7 +300,14 @@ async def answer_one_round(
     if not any(challenge.kind.needs_answer for challenge in pending):
         for challenge in pending:
             terminal.say(f"\n{challenge.prompt}")
-        terminal.say("Waiting for your approval on the device...")
+            if challenge.kind is ChallengeKind.REDIRECT and challenge.url:
+                terminal.say(
+                    f"Open this page to log in at the provider, then come back:\n  {challenge.url}"
+                )
+        if any(challenge.kind is ChallengeKind.PUSH_APPROVAL for challenge in pending):
+            terminal.say("Waiting for your approval on the device...")
+        else:
+            terminal.say("Waiting for the provider...")
         return await links.wait_for(snapshot.link_id, SETTLED - {LinkStatus.MFA_REQUIRED})
     answers = ask_round(snapshot, terminal)
     try:

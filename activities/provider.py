@@ -141,7 +141,7 @@ class ProviderActivities:
         give_up_at = loop.time() + data.max_wait_seconds
         state: ProviderState | None = None
         while True:
-            pause = data.poll_interval_seconds
+            pause = max(data.poll_interval_seconds, adapter.min_poll_interval_seconds)
             try:
                 state = await self._call_provider(adapter.poll(data.session))
             except ApplicationError as error:

@@ -132,7 +132,10 @@ class LinkClient:
                 SETTLED_UPDATE, start_workflow_operation=start, result_type=LinkSnapshot
             )
         except WorkflowAlreadyStartedError:
-            # The link ran before and has ended: it is still that link.
+            # The link ran before and has ended: it is still that link. The start operation
+            # holds the same error; reading it keeps asyncio from reporting it as never read.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await start.workflow_handle()
             return link_id, await self.snapshot(link_id)
         return link_id, snapshot
 

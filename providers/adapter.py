@@ -60,6 +60,8 @@ class HttpAdapter(ABC):
     ERROR_CODE_FIELD: ClassVar[tuple[str, ...]] = ()
     # The header that lets the provider recognise a retried create or answer.
     IDEMPOTENCY_HEADER: ClassVar[str] = "Idempotency-Key"
+    # How long a caller waits between two reads of one job, where the provider publishes a limit.
+    min_poll_interval_seconds: float = 0.0
 
     def __init__(
         self,

@@ -82,6 +82,10 @@ class ProviderTables(Protocol):
 class ProviderAdapter(ProviderTables, Protocol):
     """One provider's API, spoken in linkflow's vocabulary."""
 
+    # The shortest pause between two reads of one job that the provider allows (MX asks for
+    # three seconds); the sandbox allows any.
+    min_poll_interval_seconds: float
+
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:

@@ -19,8 +19,10 @@ from providers.arcadia import (
     HIGH_LEVEL_STATUS,
     ArcadiaAdapter,
 )
+from providers.assumptions import assumptions_table
 from providers.registry import ADAPTERS, AdapterClass
 from providers.status import Handling, StatusMeaning
+from sandbox.users_table import users_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -83,12 +85,13 @@ def mapping_table() -> str:
 
 
 def arcadia_status_table() -> str:
-    """Arcadia's statuses grouped by high-level `status`, as the README shows them."""
+    """Arcadia's statuses grouped by high-level `status`, with who must act, as the README
+    shows them."""
     meanings = ArcadiaAdapter.STATUSES.meanings
-    rows = ["| `status` | `statusDetail` | linkflow |", "|---|---|---|"]
+    rows = ["| `status` | `statusDetail` | who must act | linkflow |", "|---|---|---|---|"]
     for status in (CONNECTION_SUCCESS, CONNECTION_IN_PROGRESS, CONNECTION_FAILURE):
         rows += [
-            f"| `{status}` | `{detail}` | {handling(meaning)} |"
+            f"| `{status}` | `{detail}` | {meaning.who_acts.value} | {handling(meaning)} |"
             for detail, meaning in meanings.items()
             if HIGH_LEVEL_STATUS[detail] == status
         ]
@@ -100,6 +103,8 @@ def readme_sections() -> dict[str, str]:
     return {
         "provider-mapping-table": mapping_table(),
         "arcadia-status-table": arcadia_status_table(),
+        "assumptions-table": assumptions_table(),
+        "test-users-table": users_table(),
     }
 
 
@@ -114,7 +119,10 @@ def fenced(text: str, name: str) -> str:
 def rewrite_readme(path: Path = README) -> None:
     text = path.read_text()
     for name, table in readme_sections().items():
-        text = text.replace(fenced(text, name), table, 1)
+        fenced(text, name)  # raises when the README lacks the section
+        opening, closing = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+        start = text.index(opening) + len(opening)
+        text = text[:start] + table + "\n" + text[text.index(closing, start) :]
     path.write_text(text)
 
 

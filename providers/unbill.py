@@ -11,8 +11,14 @@ the round, each with its `identifier`; all of them are answered in one
 one table of Unbill's status words and their meaning for a link; the README's table is generated
 from it.
 
-The routes past the seed come from Unbill's public reference; `POST /auth`, `GET /auth/{authId}`
-and the `pending` word are assumptions shared with the sandbox (see `sandbox/unbill.py`).
+The routes past the seed come from Unbill's public reference (its Slate docs,
+github.com/unbill/slate: "Create Client", "List all auths", "Answer questions", "Fix auth hold",
+"Delete auth", "List all bills"). An auth is read the documented way, from the client's list
+(`GET /auth/list/{clientId}` -> `{"data": [auth, ...]}`), never from a route of its own. Today's
+reference creates auths only through Unbill's Connect widget; `POST /auth` is its older
+reference's route (`userId`, `companyId`, `form`), used here as a marked assumption, and nothing
+is read from its answer but the auth's `_id` when it says one. The `pending` word is an
+assumption shared with the sandbox (see `sandbox/unbill.py`).
 
 The app's `user_ref` is the client's `identifier`, sent in a body only; URLs carry Unbill's own
 `clientId` and auth ids. Unbill states no expiry for an MFA round, so challenges carry no provider
@@ -57,7 +63,8 @@ from providers.status import (
 DEFAULT_COMPANY_ID = "579b695decea110719b1874d"
 # What Unbill's list of bills is, in linkflow's account vocabulary.
 BILL_KIND = "BILL"
-# Assumption: Unbill is a US bill-pay service and states amounts in dollars without a currency.
+# Assumption(unbill): bill amounts are US dollars -- Unbill is a US bill-pay service and its
+# bill object states no currency.
 BILL_CURRENCY = "USD"
 # The create request's optional test hook (the seed's "For Testing set status to ..."), read
 # from the login's extra credential fields.
@@ -71,7 +78,8 @@ AUTH_STATUSES = StatusTable(
     "Unbill",
     "status.type",
     {
-        # Assumption: Unbill's document has no in-progress word; `pending` is the sandbox's.
+        # Assumption(unbill): `pending` is the word while Unbill signs in to the company -- the
+        # seed documents no in-progress word.
         "pending": IN_PROGRESS,
         "verified": linked("Your biller account is connected."),
         "mfa-required": challenged("Your biller needs you to confirm it is you."),
@@ -199,17 +207,35 @@ class UnbillAdapter(HttpAdapter):
         if result.get("success") is not True:
             raise ProviderUnavailable(f"Unbill did not confirm {method} {path}.")
 
+    async def _auths(self, client_id: str) -> list[dict[str, Any]]:
+        """The client's auths, as Unbill's documented read lists them."""
+        listed = await self._object("GET", f"/auth/list/{client_id}")
+        return [auth for auth in listed.get("data") or [] if isinstance(auth, dict)]
+
+    async def _read_auth(self, session: dict[str, str]) -> dict[str, Any]:
+        """The session's auth from the client's list; gone from it is gone (404)."""
+        for auth in await self._auths(session["client_id"]):
+            if auth.get("_id") == session["auth_id"]:
+                return auth
+        raise ProviderRejectedRequest(
+            f"Unbill lists no auth {session['auth_id']} for client {session['client_id']}.", 404
+        )
+
     async def login(
         self, link_id: str, request: LinkRequest, *, idempotency_key: str
     ) -> ProviderState:
+        # "Create Client" creates the client, or returns the one with this identifier.
         client = await self._object("POST", "/client", body={"identifier": request.user_ref})
-        client_id = client.get("clientId")
-        if not isinstance(client_id, str) or not client_id:
+        client_id = text(client.get("clientId"))
+        if client_id is None:
             raise ProviderUnavailable("Unbill created a client but did not say its clientId.")
         credentials = request.credentials
+        company_id = request.options.institution_code or self._company_id
+        # Assumption(unbill): `POST /auth` (`userId` = the clientId, `companyId`, `form`) still
+        # creates an auth -- today's reference creates auths only in Connect; its older one had it.
         body: dict[str, Any] = {
-            "clientId": client_id,
-            "companyId": request.options.institution_code or self._company_id,
+            "userId": client_id,
+            "companyId": company_id,
             "form": {
                 "username": credentials.username,
                 "password": credentials.password.get_secret_value(),
@@ -217,8 +243,11 @@ class UnbillAdapter(HttpAdapter):
         }
         if test_status := credentials.extra.get(TEST_STATUS_FIELD):
             body[TEST_STATUS_FIELD] = test_status.get_secret_value()
+        before = {auth.get("_id") for auth in await self._auths(client_id)}
         try:
-            auth = await self._object("POST", "/auth", body=body, idempotency_key=idempotency_key)
+            created = await self._object(
+                "POST", "/auth", body=body, idempotency_key=idempotency_key
+            )
         except ProviderRejectedRequest as error:
             if error.status_code != 404:
                 raise
@@ -227,19 +256,43 @@ class UnbillAdapter(HttpAdapter):
                 "COMPANY_NOT_FOUND",
                 "This biller is not available for connection.",
             ) from error
-        auth_id = auth.get("_id")
-        if not isinstance(auth_id, str) or not auth_id:
-            raise ProviderUnavailable("Unbill created an auth but did not say its _id.")
-        company_id = object_or_empty(auth.get("company")).get("_id")
+        auth = self._created_auth(created, await self._auths(client_id), before, company_id)
         session = {
             "client_id": client_id,
-            "auth_id": auth_id,
-            "company_id": str(company_id or body["companyId"]),
+            "auth_id": str(auth["_id"]),
+            "company_id": str(object_or_empty(auth.get("company")).get("_id") or company_id),
         }
         return state_from_auth(auth, session)
 
+    @staticmethod
+    def _created_auth(
+        created: dict[str, Any],
+        listed: list[dict[str, Any]],
+        before: set[object],
+        company_id: str,
+    ) -> dict[str, Any]:
+        """The new auth as the client's list shows it.
+
+        Its `_id` is the create answer's when it says one; otherwise it is the auth at this
+        company that the list did not hold before.
+        """
+        said = text(created.get("_id"))
+        for auth in listed:
+            if said is not None and auth.get("_id") == said:
+                return auth
+        if said is None:
+            new = [
+                auth
+                for auth in listed
+                if auth.get("_id") not in before
+                and str(object_or_empty(auth.get("company")).get("_id")) == company_id
+            ]
+            if len(new) == 1:
+                return new[0]
+        raise ProviderUnavailable("Unbill does not list the auth it was asked to create.")
+
     async def poll(self, session: dict[str, str]) -> ProviderState:
-        return state_from_auth(await self._object("GET", f"/auth/{session['auth_id']}"), session)
+        return state_from_auth(await self._read_auth(session), session)
 
     async def answer(
         self,

@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="then the member is EXPIRED (default: the sandbox's banks wait for ever)",
     )
+    parser.add_argument(
+        "--synapse-oauth-lifetime-seconds",
+        type=_positive_float,
+        default=None,
+        help="how long a Synapse oauth key lives (default: Synapse's two hours)",
+    )
     faults = parser.add_argument_group(
         "faults", "injected into provider routes; the four rates may add up to at most 1"
     )
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                 "arcadia": args.arcadia_mfa_window_seconds,
                 "mx": args.mx_mfa_window_seconds,
             },
+            synapse_oauth_lifetime_seconds=args.synapse_oauth_lifetime_seconds,
         ),
         host=args.host,
         port=args.port,

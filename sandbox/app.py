@@ -137,8 +137,15 @@ def create_app(
     fault_plan: FaultPlan | None = None,
     *,
     mfa_window_seconds: Mapping[str, float | None] | None = None,
+    synapse_oauth_lifetime_seconds: float | None = None,
 ) -> Starlette:
     providers = provider_sandboxes(latency_seconds, mfa_window_seconds)
+    # Synapse's oauth keys last two hours; a test shortens that to watch one expire.
+    synapse_sandbox = providers["synapse"]
+    if synapse_oauth_lifetime_seconds is not None and isinstance(
+        synapse_sandbox, synapse.SynapseSandbox
+    ):
+        synapse_sandbox.oauth_lifetime_seconds = synapse_oauth_lifetime_seconds
     replays: dict[str, IdempotentReplay] = {}
     mounts: list[Mount] = []
     for name, provider in providers.items():

@@ -4,51 +4,50 @@ linkflow's Arcadia adapter is tested against this module over real HTTP, so it s
 contract. Arcadia (utility data) logs into a utility's website with a *credential*; creating one
 starts a *job*, and the credential's high-level `status` (CONNECTION_SUCCESS,
 CONNECTION_IN_PROGRESS, CONNECTION_FAILURE) and detailed `statusDetail` say where it stands. When
-the utility asks for multi-factor authentication, the client first submits a verification method
-for the credential's current job (`resubmission` says whether the method is sent again), then the
-one-time passcode (Arcadia's "Submit Multi-factor Authentication Method" page, kept in
+the utility asks for multi-factor authentication, the client first selects a verification method
+for the credential's current job (`resubmission` says whether the method is sent again), then sends
+the one-time passcode (Arcadia's "Submit Multi-factor Authentication Method" page, kept in
 tests/fixtures/documents/arcadia_submit_mfa_method.txt: the credential object and every
-`statusDetail` word; header `Arcadia-Version`, default `2024-02-21`).
+`statusDetail` word; header `Arcadia-Version`, which "defaults to 2024-02-21").
 
 From Arcadia's public reference (docs.arcadia.com): OAuth2 client credentials at
 `POST /oauth2/token` (form fields `grant_type`, `client_id`, `client_secret`, `scope`) and a
 Bearer token on every Plug call; `POST /plug/credentials`, `GET /plug/credentials/{id}`,
-`POST /plug/credentials/{id}/mfa`, `POST /plug/credentials/{id}/otp`,
-`POST /plug/credentials/{id}/disable` ("along with its associated accounts") and
-`GET /plug/accounts` with zero-based `page`, `size` and a field `search`; and the table pairing
-each `statusDetail` with its `status`. What the seed and the reference leave out is marked
-"Assumption" where it appears; the main ones:
-
-- the credential's field names are the seed's descriptions named as Arcadia's docs name them
-  elsewhere (`statusDetail`, `isCustomerActionRequired`, `isAccessible`, ...);
-- `currentJob` on the credential: `{id, status, mfa}`, where `mfa` (only while the job waits for
-  the user) is `{id, type, verificationMethods, selectedVerificationMethod, expiresAt}` with
-  `type` VERIFICATION_METHOD (choose where the code goes) or ONE_TIME_PASSCODE (enter it);
-  every new request for input has a new `id`;
-- the `/mfa` body is `{jobId, resubmission, type, value}` (the seed's four required fields: a
-  string, the boolean, two strings) and the `/otp` body `{jobId, oneTimePasscode}`;
-- error bodies are `{"error": ..., "message": ...}`; OAuth errors follow RFC 6749.
+`PATCH /plug/credentials/{id}` ("Update Credential"),
+`PUT /plug/credentials/{id}/verificationMethod`, `PUT /plug/credentials/{id}/oneTimePasscode`
+(the MFA method, then the passcode), `POST /plug/credentials/{id}/disable` ("along with
+its associated accounts") and `GET /plug/accounts` with zero-based `page`, `size` and a field
+`search`; and the "Status and Status Detail Descriptions" table giving each `statusDetail` its
+`status`, `isCustomerActionRequired` and `isAccessible` (`CREDENTIAL_STATUSES` below). What the
+seed and the reference leave out is marked `# Assumption(arcadia): ...` where it appears; the
+main ones: the credential's `currentJob` (`{id, status, mfa}`, where `mfa` is
+`{id, type, verificationMethods, selectedVerificationMethod, expiresAt}` with `type`
+VERIFICATION_METHOD or ONE_TIME_PASSCODE, and every new request for input has a new `id`), the
+names of the MFA bodies' fields, and error bodies `{"error": ..., "message": ...}` (OAuth errors
+follow RFC 6749).
 
 The shared test users (sandbox/users.py), in Arcadia's words:
 
 - `user_good`: CONNECTION_SUCCESS / LOGIN_AND_DATA_DISCOVERY_SUCCESS, two utility accounts;
 - `user_mfa`: one verification method on file, so Arcadia sends the code there itself and only the
   passcode is asked (ONE_TIME_PASSCODE);
-- `user_otp`: choose among two masked phones (SMS) and an email (VERIFICATION_METHOD), then
-  enter the passcode;
+- `user_otp`: choose among two masked phones (SMS), a call and an email (VERIFICATION_METHOD),
+  then enter the passcode;
 - `user_bad` (or a wrong password): CONNECTION_FAILURE / INVALID_CREDENTIALS;
-- `user_hold`: CONNECTION_IN_PROGRESS / REQUIRES_ENROLLMENT;
+- `user_hold`: CONNECTION_IN_PROGRESS / EMAIL_APPROVAL (the one hold Arcadia's table gives the
+  customer to act on);
 - `user_slow`: DATA_EXTRACTION_IN_PROGRESS for `SLOW_JOB_SECONDS` more, then linked;
-- `user_unsupported`: CONNECTION_IN_PROGRESS / UNSUPPORTED_CAPTCHA.
+- `user_unsupported`: CONNECTION_FAILURE / UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION.
 
-A wrong passcode (or a method that was not offered) gets a new request for input (a new `mfa.id`);
-the third wrong answer ends the job with MULTI_FACTOR_AUTHENTICATION_FAILURE, and an unanswered
-request expires into MULTI_FACTOR_AUTHENTICATION_TIMEOUT after the sandbox's MFA window
-(`MFA_EXPIRY_SECONDS` unless `python -m sandbox --arcadia-mfa-window-seconds` says otherwise).
-Assumption: an answer sent after that is refused with 409 `conflict`, as nothing waits for it, and
-the credential then reads MULTI_FACTOR_AUTHENTICATION_TIMEOUT. Test hook
-(Assumption: Arcadia's sandbox offers scenario credentials per provider; this one is ours): the
-username `status:<STATUS_DETAIL>` with password `pass_good` ends its job in that `statusDetail`.
+A wrong passcode (or a method that was not offered) gets a new request for input (a new `mfa.id`),
+as often as it comes, and an unanswered request expires into MULTI_FACTOR_AUTHENTICATION_TIMEOUT
+after the sandbox's MFA window (`MFA_EXPIRY_SECONDS` unless `python -m sandbox
+--arcadia-mfa-window-seconds` says otherwise). Updating a credential's username or password
+(`PATCH`) starts a new job on the same credential, with a new MFA handshake where the user has MFA:
+that is how an expired stored MFA token is renewed. Test hooks: the username
+`status:<STATUS_DETAIL>` with password `pass_good` ends its job in that `statusDetail`, and the
+test-only `POST /arcadia/_sandbox/credentials/{id}/mfa-token-expired` expires a connected
+credential's stored MFA token (MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED).
 
 A job in progress resolves on the first read after `latency_seconds`.
 """
@@ -57,10 +56,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -77,7 +76,6 @@ from sandbox.skeleton import (
 )
 from sandbox.users import (
     GOOD_PASSWORD,
-    MAX_WRONG_ANSWERS,
     OTP_PHONES,
     Scenario,
     is_correct,
@@ -86,14 +84,16 @@ from sandbox.users import (
 
 VERSION_HEADER = "arcadia-version"
 API_VERSION = "2024-02-21"
-# Assumption: the versions this sandbox serves; Arcadia refuses a version it does not know.
+# Assumption(arcadia): the sandbox serves 2024-02-21 only and refuses a version it does not know
+# -- the reference documents the default, not what an unknown version gets.
 SUPPORTED_VERSIONS = frozenset({API_VERSION})
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
-# Assumption: Arcadia's access tokens live for an hour (its older API documented two hours).
+# Assumption(arcadia): access tokens live for an hour -- the reference says "time-limited" (its
+# older API documented two hours).
 TOKEN_TTL_SECONDS = 3600
-# Assumption: how long Arcadia waits for an MFA answer before the job times out (its reference
-# names MULTI_FACTOR_AUTHENTICATION_TIMEOUT but states no window).
+# Assumption(arcadia): Arcadia waits ten minutes for an MFA answer before the job times out --
+# its reference names MULTI_FACTOR_AUTHENTICATION_TIMEOUT but states no window.
 MFA_EXPIRY_SECONDS = 600.0
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -104,48 +104,56 @@ CONNECTION_SUCCESS = "CONNECTION_SUCCESS"
 CONNECTION_IN_PROGRESS = "CONNECTION_IN_PROGRESS"
 CONNECTION_FAILURE = "CONNECTION_FAILURE"
 
-# Every detailed status of the seed, with the high-level status Arcadia's "Status and Status
-# Detail Descriptions" table pairs it with. Assumption for the words that table leaves out
-# (the intervals pair, the MFA words past UNSUPPORTED_..., UNSUCCESSFUL_EMAIL_APPROVAL,
-# USER_REVOKED_ACCESS): they sit with the group their meaning belongs to.
-STATUS_OF_DETAIL: dict[str, str] = {
-    "LOGIN_AND_DATA_DISCOVERY_SUCCESS": CONNECTION_SUCCESS,
-    "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": CONNECTION_SUCCESS,
-    "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": CONNECTION_SUCCESS,
-    "PROVIDER_WEBSITE_INACCESSIBLE": CONNECTION_IN_PROGRESS,
-    "ISSUE_UNDER_REVIEW": CONNECTION_IN_PROGRESS,
-    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": CONNECTION_IN_PROGRESS,
-    "UNSUPPORTED_CAPTCHA": CONNECTION_IN_PROGRESS,
-    "INVALID_CREDENTIALS": CONNECTION_FAILURE,
-    "MULTI_FACTOR_AUTHENTICATION_FAILURE": CONNECTION_FAILURE,
-    "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": CONNECTION_FAILURE,
-    "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": CONNECTION_FAILURE,
-    "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": CONNECTION_FAILURE,
-    "OTHER_ACCESS_LIMITATION": CONNECTION_FAILURE,
-    "DATA_EXTRACTION_IN_PROGRESS": CONNECTION_IN_PROGRESS,
-    "REQUIRES_ENROLLMENT": CONNECTION_IN_PROGRESS,
-    "EMAIL_APPROVAL": CONNECTION_IN_PROGRESS,
-    "UNSUCCESSFUL_EMAIL_APPROVAL": CONNECTION_FAILURE,
-    "USER_REVOKED_ACCESS": CONNECTION_FAILURE,
-}
-# Assumption: Arcadia's isCustomerActionRequired per statusDetail (the table's column, true where
-# the end user or the client has to act).
-CUSTOMER_ACTION_REQUIRED = frozenset(
-    {
-        "INVALID_CREDENTIALS",
-        "MULTI_FACTOR_AUTHENTICATION_FAILURE",
-        "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION",
-        "MULTI_FACTOR_AUTHENTICATION_TIMEOUT",
-        "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED",
-        "OTHER_ACCESS_LIMITATION",
-        "EMAIL_APPROVAL",
-        "UNSUCCESSFUL_EMAIL_APPROVAL",
-        "USER_REVOKED_ACCESS",
-    }
-)
-LINKED_DETAILS = frozenset(d for d, s in STATUS_OF_DETAIL.items() if s == CONNECTION_SUCCESS)
 
-# Assumption: the job and MFA words of `currentJob`.
+class CredentialStatus(NamedTuple):
+    """One row of Arcadia's credential status table."""
+
+    status: str
+    is_customer_action_required: bool
+    is_accessible: bool
+
+
+SUCCESS = CredentialStatus(CONNECTION_SUCCESS, False, True)
+ARCADIA_WORKING = CredentialStatus(CONNECTION_IN_PROGRESS, False, True)
+CUSTOMER_MUST_FIX = CredentialStatus(CONNECTION_FAILURE, True, False)
+
+# Every detailed status of the seed, and the three Arcadia added since, as Arcadia's "Status and
+# Status Detail Descriptions" table gives them.
+# Assumption(arcadia): the rows that table leaves out (the intervals pair, the MFA words,
+# UNSUCCESSFUL_EMAIL_APPROVAL, USER_REVOKED_ACCESS, the newer three) read as their group's
+# documented rows do -- their rows were not captured; MULTI_FACTOR_AUTHENTICATION_FAILURE waits
+# for Arcadia, whose support article says its team investigates MFA its robots cannot pass.
+CREDENTIAL_STATUSES: dict[str, CredentialStatus] = {
+    "LOGIN_AND_DATA_DISCOVERY_SUCCESS": SUCCESS,
+    "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": SUCCESS,
+    "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": SUCCESS,
+    "DATA_EXTRACTION_NOT_REQUESTED": SUCCESS,
+    "PROVIDER_WEBSITE_INACCESSIBLE": CredentialStatus(CONNECTION_IN_PROGRESS, False, False),
+    "ISSUE_UNDER_REVIEW": ARCADIA_WORKING,
+    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": ARCADIA_WORKING,
+    "UNSUPPORTED_CAPTCHA": ARCADIA_WORKING,
+    "EMAIL_APPROVAL": CredentialStatus(CONNECTION_IN_PROGRESS, True, False),
+    "REQUIRES_ENROLLMENT": CredentialStatus(CONNECTION_IN_PROGRESS, False, False),
+    "DATA_EXTRACTION_IN_PROGRESS": ARCADIA_WORKING,
+    "INVALID_CREDENTIALS": CUSTOMER_MUST_FIX,
+    "MULTI_FACTOR_AUTHENTICATION_FAILURE": CredentialStatus(CONNECTION_FAILURE, False, False),
+    "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": CUSTOMER_MUST_FIX,
+    "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": CUSTOMER_MUST_FIX,
+    "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": CUSTOMER_MUST_FIX,
+    "OTHER_ACCESS_LIMITATION": CUSTOMER_MUST_FIX,
+    "PROVIDER_REGISTRATION_INCOMPLETE": CUSTOMER_MUST_FIX,
+    "UNSUCCESSFUL_EMAIL_APPROVAL": CUSTOMER_MUST_FIX,
+    "USER_REVOKED_ACCESS": CUSTOMER_MUST_FIX,
+    "CONNECTION_DEACTIVATED": CUSTOMER_MUST_FIX,
+}
+STATUS_OF_DETAIL: dict[str, str] = {
+    detail: row.status for detail, row in CREDENTIAL_STATUSES.items()
+}
+LINKED_DETAILS = frozenset(d for d, s in STATUS_OF_DETAIL.items() if s == CONNECTION_SUCCESS)
+THIRD_PARTY_PORTAL_DETAILS = frozenset({"REQUIRES_ENROLLMENT", "EMAIL_APPROVAL"})
+
+# Assumption(arcadia): the job and MFA words of `currentJob` -- the reference documents no job
+# object, only that the MFA routes act on "the credential's current job".
 JOB_RUNNING = "RUNNING"
 JOB_WAITING_FOR_INPUT = "WAITING_FOR_INPUT"
 JOB_SUCCEEDED = "SUCCEEDED"
@@ -153,7 +161,8 @@ JOB_FAILED = "FAILED"
 VERIFICATION_METHOD = "VERIFICATION_METHOD"
 ONE_TIME_PASSCODE = "ONE_TIME_PASSCODE"
 
-# Assumption: the sandbox's one utility ("provider" in Arcadia's words).
+# Assumption(arcadia): the sandbox's one utility ("provider" in Arcadia's words) -- the seed
+# documents the provider object's fields, not a test utility.
 PROVIDER: dict[str, Any] = {
     "billingAddressCountry": "US",
     "id": "sandbox-power-and-light",
@@ -162,17 +171,22 @@ PROVIDER: dict[str, Any] = {
     "name": "Sandbox Power & Light",
 }
 PROVIDER_WEBSITE = "https://www.sandbox-power-and-light.example"
-# The methods `user_otp` may choose from: the shared masked phones by SMS, and an email.
+# The methods `user_otp` may choose from: Arcadia's guides name SMS, Call and Email.
 OTP_METHODS: tuple[dict[str, str], ...] = (
     *({"type": "SMS", "value": phone.label} for phone in OTP_PHONES),
+    {"type": "CALL", "value": OTP_PHONES[0].label},
     {"type": "EMAIL", "value": "j***@example.com"},
 )
 # `user_mfa` has one method on file, so Arcadia sends the code there without asking.
 SINGLE_METHOD: dict[str, str] = {"type": "SMS", "value": OTP_PHONES[0].label}
-# Assumption: a subset of Arcadia's account object.
+# Assumption(arcadia): an account object carries at least these fields -- the seed documents the
+# credential, not the account.
 ACCOUNT_SPECS = (("ELECTRIC", "4000123401234"), ("GAS", "4000123405678"))
-# Assumption: Arcadia's code for a request it cannot read.
+# Assumption(arcadia): a request Arcadia cannot read is refused with code `bad_request` -- the
+# reference shows no error body.
 BAD_REQUEST = "bad_request"
+# The login inputs "Update Credential" takes that start a new job when they change.
+LOGIN_INPUTS = ("username", "password")
 
 
 def iso(moment: datetime) -> str:
@@ -190,6 +204,7 @@ class Credential:
     id: str
     scenario: Scenario
     username: str
+    password: str = field(repr=False)
     correlation_id: str | None
     resolves_at: float
     next_step: str
@@ -204,7 +219,8 @@ class Credential:
     # None: a request for input never expires.
     mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
     chosen_method: dict[str, str] | None = None
-    wrong_answers: int = 0
+    # Whether a job has found the credential's accounts (they outlive a disabled credential).
+    discovered: bool = False
     created_at: datetime = field(default_factory=utc_now)
     last_modified_at: datetime = field(default_factory=utc_now)
 
@@ -242,6 +258,7 @@ class Credential:
         self.last_modified_at = asked_at
 
     def _finish(self, detail: str) -> None:
+        self.discovered = self.discovered or detail in LINKED_DETAILS
         self.status = STATUS_OF_DETAIL[detail]
         self.status_detail = detail
         self.job_status = JOB_SUCCEEDED if detail in LINKED_DETAILS else JOB_FAILED
@@ -257,12 +274,16 @@ class Credential:
         self.resolves_at = now + latency
         self.last_modified_at = utc_now()
 
-    def wrong_answer(self, now: float, latency: float, ask_again: str) -> None:
-        self.wrong_answers += 1
-        if self.wrong_answers >= MAX_WRONG_ANSWERS:
-            self.run(now, latency, "finish", "MULTI_FACTOR_AUTHENTICATION_FAILURE")
-        else:
-            self.run(now, latency, ask_again)
+    def start_job(self, now: float, seconds: float, first: tuple[str, str | None]) -> None:
+        """A new job on this credential (created, or its login inputs updated)."""
+        self.job_id = f"job_{uuid.uuid4().hex}"
+        self.status, self.status_detail = CONNECTION_IN_PROGRESS, "DATA_EXTRACTION_IN_PROGRESS"
+        self.chosen_method = dict(SINGLE_METHOD) if self.scenario is Scenario.QUESTION else None
+        self.run(now, seconds, *first)
+
+    def expire_mfa_token(self) -> None:
+        """The utility's session token Arcadia stored at the last MFA has expired."""
+        self._finish("MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED")
 
     @property
     def linked(self) -> bool:
@@ -270,16 +291,20 @@ class Credential:
 
     def body(self) -> dict[str, Any]:
         """The seed's credential object, plus the assumed `currentJob`."""
+        row = CREDENTIAL_STATUSES[self.status_detail]
         return {
             "correlationId": self.correlation_id,
             "createdAt": iso(self.created_at),
             "createdBy": CLIENT_ID,
             "id": self.id,
-            "isAccessible": self.status != CONNECTION_FAILURE,
+            "isAccessible": row.is_accessible,
             "isActive": self.is_active,
+            # Assumption(arcadia): a job waiting for MFA input needs the customer's action --
+            # the table's rows are per `statusDetail`, and the MFA request is the customer's to
+            # answer.
             "isCustomerActionRequired": self.job_status == JOB_WAITING_FOR_INPUT
-            or self.status_detail in CUSTOMER_ACTION_REQUIRED,
-            "isThirdPartyPortal": self.status_detail in ("REQUIRES_ENROLLMENT", "EMAIL_APPROVAL"),
+            or row.is_customer_action_required,
+            "isThirdPartyPortal": self.status_detail in THIRD_PARTY_PORTAL_DETAILS,
             "lastModifiedAt": iso(self.last_modified_at),
             "lastModifiedBy": CLIENT_ID,
             "nextScheduledJobAt": iso(self.created_at + timedelta(days=1)),
@@ -288,7 +313,7 @@ class Credential:
             "statusDetail": self.status_detail,
             "totalAccounts": len(ACCOUNT_SPECS) if self.linked else 0,
             "username": self.username,
-            # Assumption: the seed's three optional, provider-specific login inputs.
+            # The seed's three optional, provider-specific login inputs.
             "accountNumber": None,
             "additionalField1": None,
             "additionalField2": None,
@@ -297,7 +322,7 @@ class Credential:
         }
 
     def accounts(self) -> list[dict[str, Any]]:
-        if not self.linked:
+        if not self.discovered:
             return []
         return [
             {
@@ -321,9 +346,9 @@ FIRST_STEPS: dict[Scenario, tuple[str, str | None]] = {
     Scenario.QUESTION: ("ask_code", None),
     Scenario.OTP: ("ask_method", None),
     Scenario.INVALID: ("finish", "INVALID_CREDENTIALS"),
-    Scenario.HOLD: ("finish", "REQUIRES_ENROLLMENT"),
+    Scenario.HOLD: ("finish", "EMAIL_APPROVAL"),
     Scenario.SLOW: ("link", None),
-    Scenario.UNSUPPORTED: ("finish", "UNSUPPORTED_CAPTCHA"),
+    Scenario.UNSUPPORTED: ("finish", "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION"),
 }
 
 
@@ -332,6 +357,18 @@ class ArcadiaSandbox(ProviderSandbox):
     """Arcadia's state for one sandbox process: tokens, credentials, Idempotency-Keys seen."""
 
     PREFIX = "/arcadia"
+
+    # What each test user does here, in this provider's words (the README's table of test users
+    # is generated from these; tests/test_provider_contracts.py asserts the stories).
+    TEST_USERS: ClassVar[Mapping[str, str]] = {
+        "user_good": "`LOGIN_AND_DATA_DISCOVERY_SUCCESS`",
+        "user_mfa": "one passcode (`ONE_TIME_PASSCODE`)",
+        "user_otp": "choose a method (`VERIFICATION_METHOD`), then the passcode",
+        "user_bad": "`INVALID_CREDENTIALS`",
+        "user_hold": "`EMAIL_APPROVAL`",
+        "user_slow": "`DATA_EXTRACTION_IN_PROGRESS` for 3 s",
+        "user_unsupported": "`UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION`",
+    }
 
     # How long a request for MFA input stays open; None: for ever.
     mfa_window_seconds: float | None = MFA_EXPIRY_SECONDS
@@ -344,27 +381,37 @@ class ArcadiaSandbox(ProviderSandbox):
         return (
             ("/plug/credentials", "POST", self.create_credential),
             (credential, "GET", self.get_credential),
-            (f"{credential}/mfa", "POST", self.submit_mfa),
-            (f"{credential}/otp", "POST", self.submit_otp),
+            (credential, "PATCH", self.update_credential),
+            (f"{credential}/verificationMethod", "PUT", self.submit_verification_method),
+            (f"{credential}/oneTimePasscode", "PUT", self.submit_one_time_passcode),
             (f"{credential}/disable", "POST", self.disable_credential),
             ("/plug/accounts", "GET", self.list_accounts),
         )
 
     def open_routes(self) -> Sequence[RouteSpec]:
-        return (("/oauth2/token", "POST", self.create_token),)
+        return (
+            ("/oauth2/token", "POST", self.create_token),
+            (
+                "/_sandbox/credentials/{credential}/mfa-token-expired",
+                "POST",
+                self.expire_mfa_token,
+            ),
+        )
 
     def check(self, request: Request) -> None:
-        """Arcadia's checks on every Plug request: a live Bearer token and a known version."""
+        """Arcadia's checks on every Plug request: a live Bearer token and a known version.
+
+        A request without `Arcadia-Version` is served as the documented default, 2024-02-21.
+        """
         expires_at = self.tokens.get(bearer_token(request) or "")
         if expires_at is None or self.clock() >= expires_at:
             raise Refused(401, "A valid Bearer access token is required.", "unauthorized")
-        if request.headers.get(VERSION_HEADER) not in SUPPORTED_VERSIONS:
+        if request.headers.get(VERSION_HEADER, API_VERSION) not in SUPPORTED_VERSIONS:
             raise Refused(
                 400, f"Set the Arcadia-Version header to {API_VERSION}.", "invalid_version"
             )
 
     def error_response(self, refused: Refused) -> Response:
-        # Assumption: Arcadia's error body shape.
         return JSONResponse(
             {"error": refused.code or BAD_REQUEST, "message": refused.message},
             status_code=refused.status,
@@ -417,27 +464,60 @@ class ArcadiaSandbox(ProviderSandbox):
         correlation_id = body.get("correlationId")
         if correlation_id is not None and not isinstance(correlation_id, str):
             raise Refused(400, "correlationId must be a string.")
-        step, detail = _first_step(username, password)
+        first = _first_step(username, password)
         scenario = scenario_for(username, password)
-        now = self.clock()
         credential = Credential(
             id=f"cred_{uuid.uuid4().hex}",
             scenario=scenario,
             username=username,
+            password=password,
             correlation_id=correlation_id,
-            resolves_at=now + self.job_seconds(scenario is Scenario.SLOW),
-            next_step=step,
-            final_detail=detail,
+            resolves_at=0.0,
+            next_step=first[0],
             mfa_window_seconds=self.mfa_window_seconds,
         )
-        if scenario is Scenario.QUESTION:
-            credential.chosen_method = dict(SINGLE_METHOD)
+        credential.start_job(self.clock(), self.job_seconds(scenario is Scenario.SLOW), first)
         self.credentials[credential.id] = credential
         self.ledger.record(idempotency_key(request), credential.id)
         return JSONResponse(credential.body())
 
     async def get_credential(self, request: Request) -> Response:
         return JSONResponse(self._credential(request).body())
+
+    async def update_credential(self, request: Request) -> Response:
+        """ "Update Credential": new login inputs start a new job on the same credential."""
+        body = await json_object(request)
+        credential = self._credential(request)
+        self.ledger.record(idempotency_key(request), credential.id)
+        if not body:
+            raise Refused(400, "Send at least one field to update.")
+        inputs = {name: body[name] for name in LOGIN_INPUTS if name in body}
+        if any(not isinstance(value, str) or not value for value in inputs.values()):
+            raise Refused(400, "username and password must be non-empty strings.")
+        if isinstance(body.get("correlationId"), str):
+            credential.correlation_id = body["correlationId"]
+        if not inputs:
+            return JSONResponse(credential.body())
+        credential.username = inputs.get("username", credential.username)
+        credential.password = inputs.get("password", credential.password)
+        credential.scenario = scenario_for(credential.username, credential.password)
+        credential.start_job(
+            self.clock(),
+            self.job_seconds(credential.scenario is Scenario.SLOW),
+            _first_step(credential.username, credential.password),
+        )
+        credential.last_modified_at = utc_now()
+        return JSONResponse(credential.body())
+
+    async def expire_mfa_token(self, request: Request) -> Response:
+        """Test hook: a connected credential's stored MFA token expires."""
+        credential = self._credential(request)
+        if not credential.linked:
+            raise Refused(
+                409, "Only a connected credential has an MFA token to expire.", "conflict"
+            )
+        credential.expire_mfa_token()
+        return JSONResponse(credential.body())
 
     def _waiting_job(self, credential: Credential, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("jobId") != credential.job_id:
@@ -448,7 +528,7 @@ class ArcadiaSandbox(ProviderSandbox):
             )
         return credential.mfa
 
-    async def submit_mfa(self, request: Request) -> Response:
+    async def submit_verification_method(self, request: Request) -> Response:
         body = await json_object(request)
         credential = self._credential(request)
         # Recorded before the checks: a retried submission arriving after the first was accepted
@@ -475,13 +555,13 @@ class ArcadiaSandbox(ProviderSandbox):
             raise Refused(400, "resubmission must say whether a method was chosen before.")
         choice = {"type": kind, "value": value}
         if choice not in mfa["verificationMethods"]:
-            credential.wrong_answer(now, self.latency_seconds, "ask_method")
+            credential.run(now, self.latency_seconds, "ask_method")
         else:
             credential.chosen_method = choice
             credential.run(now, self.latency_seconds, "ask_code")
         return JSONResponse(credential.body())
 
-    async def submit_otp(self, request: Request) -> Response:
+    async def submit_one_time_passcode(self, request: Request) -> Response:
         body = await json_object(request)
         credential = self._credential(request)
         self.ledger.record(idempotency_key(request), credential.id)
@@ -492,21 +572,25 @@ class ArcadiaSandbox(ProviderSandbox):
         if not isinstance(passcode, str) or not passcode:
             raise Refused(400, "oneTimePasscode is required.")
         now = self.clock()
-        if is_correct(passcode):
-            credential.run(now, self.latency_seconds, "link")
-        else:
-            credential.wrong_answer(now, self.latency_seconds, "ask_code")
+        # Assumption(arcadia): a wrong passcode gets a new request for one, with no limit of
+        # Arcadia's own -- the reference names no word for a refused code.
+        credential.run(now, self.latency_seconds, "link" if is_correct(passcode) else "ask_code")
         return JSONResponse(credential.body())
 
     async def disable_credential(self, request: Request) -> Response:
         credential = self._credential(request)
         credential.is_active = False
+        # Assumption(arcadia): a disabled credential reads CONNECTION_DEACTIVATED -- the newer
+        # word's row was not captured; "Disable Credential" stops its data.
+        credential.status = CONNECTION_FAILURE
+        credential.status_detail = "CONNECTION_DEACTIVATED"
         credential.last_modified_at = utc_now()
         return JSONResponse(credential.body())
 
     async def list_accounts(self, request: Request) -> Response:
         page, size = _paging(request)
-        # Assumption: the search expression for one credential's accounts.
+        # Assumption(arcadia): one credential's accounts are `search=credentialId==<id>` -- the
+        # reference names the `search` field but no expression.
         search = request.query_params.get("search", "")
         field_name, _, wanted = search.partition("==")
         if search and field_name != "credentialId":
@@ -518,7 +602,8 @@ class ArcadiaSandbox(ProviderSandbox):
                 accounts += credential.accounts()
         chunk = accounts[page * size : (page + 1) * size]
         total_pages = max(1, -(-len(accounts) // size))
-        # Assumption: Arcadia's page envelope (Spring's, as its page/size/sort parameters are).
+        # Assumption(arcadia): a page comes in Spring's envelope -- Arcadia's page, size and sort
+        # parameters are Spring's; the reference shows no envelope.
         return JSONResponse(
             {
                 "content": chunk,

@@ -19,7 +19,7 @@ import binascii
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -121,6 +121,9 @@ class ProviderSandbox(ABC):
     """One provider's in-memory API: its state, its routes, its checks and its error shape."""
 
     PREFIX: ClassVar[str]
+    # Each test user's story in this provider's words: the shared users of sandbox/users.py,
+    # then the provider's own. The README's table of test users is generated from these.
+    TEST_USERS: ClassVar[Mapping[str, str]]
 
     latency_seconds: float = 0.3
     clock: Callable[[], float] = time.monotonic

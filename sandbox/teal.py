@@ -1,22 +1,30 @@
 """Teal's payroll API as the sandbox speaks it, under `/teal`.
 
 linkflow's Teal adapter is tested against this module over real HTTP, so it speaks Teal's
-contract: every request carries `X-API-KEY`, may carry `x-teal-authorisation-id` (a uuid), and an
-*account* (one user's login at one payroll provider) is created with `POST /accounts`, read with
-`GET /accounts/{account_id}` and answered with `PUT /accounts/{account_id}/mfa` `{"mfa": "..."}`
-(Teal's "Submit an MFA response for an account" page, kept in
-tests/fixtures/documents/teal_submit_mfa_response.txt). Every account body has exactly the seed's
-fields (`account_id`, `payroll_provider`, `user_name`, `created_at`, `status`, `mfa_enabled`,
-`latest_pay_date`).
+contract: every request carries `X-API-KEY`, and an *account* (one user's login at one payroll
+provider) is created with `POST /accounts`, read with `GET /accounts/{account_id}` and answered
+with `PUT /accounts/{account_id}/mfa` `{"mfa": "..."}` (Teal's "Submit an MFA response for an
+account" page, kept in tests/fixtures/documents/teal_submit_mfa_response.txt). Every account body
+has the seed's fields (`account_id`, `payroll_provider`, `user_name`, `created_at`, `status`,
+`mfa_enabled`, `latest_pay_date`), and `authorization_url` while an OAuth payroll provider waits
+for the user.
 
-`user_id` is the client's own id for its user; it appears in `GET /payroll/{user_id}`, so the
-adapter sends an opaque one, never personal data.
+Teal's `user_id` is Teal's own: `POST /users` (`name` and `email`, which "can be the user's
+identifier in your system") returns it, and an account is created for a user Teal knows. Creating
+an account and answering its MFA "requires a valid authorisation for the user": the user's
+acceptance of Teal's terms, recorded with `POST /authorisations` (`user_id`, `user_agent`, and
+optionally `term_id`, `ip_address`, `fingerprint`) and listed with `GET /authorisations`. The
+optional `x-teal-authorisation-id` header names the authorisation to use; without it Teal resolves
+a valid one for the user, and with none the request is refused. Ids are accepted in every form
+Teal's documents show, including its example authorisation id
+`7f3b8c2a-1d4e-5f6g-7h8i-9j0k1l2m3n4o` (uuid-shaped, not hexadecimal).
 
-Teal's public reference (docs.goteal.co) gives the create, get and list bodies, a `mfa_method`
-object (`{"type": "Code", "source": "AUTHENTICATOR_APP"}`), the payroll submissions of
-`GET /payroll/{user_id}` and the note that an MFA answer is "a code, a date, or password
-characters". It does not list the status words nor the rest of `mfa_method`; what this module
-adds is marked "Assumption" where it appears. In brief:
+Teal's public reference (docs.goteal.co: "Create a User", "Authorisations", "Create an account",
+"Submit MFA response") gives these bodies, a `mfa_method` object (`{"type": "Code", "source":
+"AUTHENTICATOR_APP"}`), the `authorization_url` of "provider using OAUTH2", the payroll
+submissions of `GET /payroll/{user_id}` and the note that an MFA answer is "a code, a date, or
+password characters". It does not list the status words nor the rest of `mfa_method`; what this
+module adds is marked `# Assumption(teal): ...` where it appears. In brief:
 
 - status words: PENDING, MFA_REQUIRED, ACTIVE, INVALID, MFA_FAILED, ACTION_REQUIRED (the adapter
   also knows AUTHORISATION_REQUIRED, EXPIRED and ERROR, which this sandbox never sends);
@@ -28,19 +36,28 @@ Teal takes one string per MFA step, so a choice (MX's "where should we text your
 expressed. `user_otp` is therefore asked first for a documented value, a date of birth (`Date`),
 then for a code texted to the phone on file (`Code` from `SMS`); `correct` answers both.
 
+`user_redirect` (Teal's own test user) logs in at an OAuth payroll provider: its account answers
+with an `authorization_url`, which this sandbox serves itself (test-only, under
+`/teal/_sandbox/oauth/authorize`): visiting it completes the OAuth login, and so does waiting
+`OAUTH_SECONDS`. Another test-only route, `POST /teal/_sandbox/authorisations/{id}/revoke`,
+revokes an authorisation.
+
 A job in progress (PENDING) resolves on the first read after `latency_seconds`.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from sandbox.skeleton import (
     ProviderSandbox,
@@ -50,6 +67,7 @@ from sandbox.skeleton import (
     json_object,
 )
 from sandbox.users import (
+    GOOD_PASSWORD,
     MAX_WRONG_ANSWERS,
     Scenario,
     is_correct,
@@ -60,8 +78,19 @@ API_KEY_HEADER = "x-api-key"
 AUTHORISATION_HEADER = "x-teal-authorisation-id"
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
+# Teal's ids, in every form its documents show: uuids, and its example authorisation id, which is
+# uuid-shaped but not hexadecimal.
+TEAL_ID = re.compile(r"[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}", re.IGNORECASE)
+# Teal's system term for recurring checks: the id its reference's examples give a term.
+SYSTEM_TERM_ID = "550e8400-e29b-41d4-a716-446655440000"
+# Teal's test user for an OAuth payroll provider, and how long until its OAuth login completes
+# by itself.
+REDIRECT_USER = "user_redirect"
+OAUTH_SECONDS = 2.0
+OAUTH_PATH = "/_sandbox/oauth/authorize"
 
-# Assumption: Teal's account status words (the reference shows only PENDING).
+# Assumption(teal): the account status words beyond PENDING -- the reference shows only PENDING
+# and says an account is able to receive data, needs authorisation, or is invalid or expired.
 PENDING = "PENDING"
 MFA_REQUIRED = "MFA_REQUIRED"
 ACTIVE = "ACTIVE"
@@ -74,8 +103,13 @@ HOLD_MESSAGE = (
     " accept them, then link this account again."
 )
 
-# Assumption: Teal's code for a request it cannot take.
+# Assumption(teal): a request Teal cannot take is refused with code INVALID_REQUEST -- the
+# reference shows no error body.
 INVALID_REQUEST = "INVALID_REQUEST"
+# Assumption(teal): a user Teal does not know is a 404 USER_NOT_FOUND, and a request without a
+# valid authorisation a 403 AUTHORISATION_REQUIRED -- the reference says only "rejected".
+USER_NOT_FOUND = "USER_NOT_FOUND"
+AUTHORISATION_REQUIRED = "AUTHORISATION_REQUIRED"
 
 
 def refusal(status: int, code: str, message: str) -> Refused:
@@ -98,7 +132,8 @@ class MfaSpec:
     prompt: str
 
     def issue(self) -> dict[str, str]:
-        # Assumption: `id` and `prompt` beside the documented `type` and `source`.
+        # Assumption(teal): `mfa_method` carries an `id` (new every round) and a `prompt` beside
+        # the documented `type` and `source` -- the reference shows only those two.
         return {
             "id": str(uuid.uuid4()),
             "type": self.type,
@@ -114,6 +149,8 @@ DATE_OF_BIRTH = MfaSpec("Date", "USER", "Enter your date of birth (YYYY-MM-DD)")
 SMS_CODE = MfaSpec("Code", "SMS", "Enter the code we texted to the phone number ending 4321")
 CAPTCHA = MfaSpec("Captcha", "PROVIDER", "Solve the picture puzzle")
 
+# The step of an OAuth payroll provider: the user logs in on its own page.
+OAUTH = "OAUTH"
 Step = MfaSpec | str
 FIRST_STEPS: dict[Scenario, Step] = {
     Scenario.NO_MFA: ACTIVE,
@@ -130,15 +167,67 @@ NEXT_STEPS: dict[MfaSpec, Step] = {
     SMS_CODE: ACTIVE,
 }
 
-# Assumption: the payroll submissions behind an ACTIVE sandbox account, trimmed to the
-# documented fields the adapter reads (`id`, `account_id`, `employment_information`,
-# `income_information`), with the reference's own employer and amounts.
+# The payroll submissions behind an ACTIVE sandbox account, trimmed to the documented fields the
+# adapter reads (`id`, `account_id`, `employment_information`, `income_information`), with the
+# reference's own employer and amounts.
 PAYSLIPS: tuple[tuple[str, str, str, str, int, int], ...] = (
     # employer, role, pay_date, pay_interval_start, gross_pay, net_pay
     ("Acme Ltd", "Software Engineer", "2023-04-27", "2023-04-01", 3500, 2500),
     ("Acme Ltd", "Software Engineer", "2023-05-27", "2023-05-01", 3500, 2500),
     ("Globex Ltd", "Consultant", "2023-05-15", "2023-05-01", 800, 640),
 )
+
+
+@dataclass
+class TealUser:
+    """A user as Teal knows it; `user_id` is Teal's."""
+
+    user_id: str
+    name: str
+    email: str
+    created_at: str = field(default_factory=teal_time)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "created_at": self.created_at,
+            "name": self.name,
+            "email": self.email,
+        }
+
+
+@dataclass
+class TealAuthorisation:
+    """A user's recorded acceptance of one of Teal's authorisation terms."""
+
+    id: str
+    user_id: str
+    term_id: str
+    user_agent: str
+    ip_address: str | None
+    fingerprint: str | None
+    status: str = "active"
+    accepted_at: str = field(default_factory=teal_time)
+    revoked_at: str | None = None
+
+    @property
+    def is_valid(self) -> bool:
+        return self.status == "active"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "ip_address": self.ip_address,
+            "is_valid": self.is_valid,
+            "accepted_at": self.accepted_at,
+            "created_at": self.accepted_at,
+            "user_id": self.user_id,
+            "user_agent": self.user_agent,
+            "revoked_at": self.revoked_at,
+            "term_id": self.term_id,
+            "fingerprint": self.fingerprint,
+        }
 
 
 @dataclass
@@ -157,12 +246,17 @@ class TealAccount:
     mfa_method: dict[str, str] | None = None
     asked: MfaSpec | None = None
     wrong_answers: int = 0
-    # Every x-teal-authorisation-id sent for this account, in order.
+    # The authorisation each authorised request for this account used, in order.
     authorisation_ids: list[str] = field(default_factory=list)
+    # While an OAuth payroll provider waits for the user: where they log in, and until when.
+    authorization_url: str | None = None
+    oauth_due: float = 0.0
 
     def advance(self, now: float) -> None:
         """Resolve a job in progress once its latency has passed."""
-        if self.status != PENDING or now < self.resolves_at:
+        if self.authorization_url is not None and now >= self.oauth_due:
+            self.complete_oauth(now, 0.0)
+        if self.status != PENDING or now < self.resolves_at or self.next_step == OAUTH:
             return
         step = self.next_step
         if isinstance(step, MfaSpec):
@@ -175,6 +269,18 @@ class TealAccount:
         self.status = step
         if step == ACTIVE:
             self.latest_pay_date = max(f"{p[2]}T00:00:00.000Z" for p in PAYSLIPS)
+
+    def await_oauth(self, url: str, due: float) -> None:
+        """An OAuth payroll provider: the user logs in on its page, reached through `url`."""
+        self.authorization_url, self.oauth_due = url, due
+
+    def complete_oauth(self, now: float, latency_seconds: float) -> None:
+        """The user has logged in at the OAuth payroll provider: Teal fetches the payroll."""
+        if self.authorization_url is None:
+            return
+        self.authorization_url = None
+        self.next_step = ACTIVE
+        self.resolves_at = now + latency_seconds
 
     def answer(self, value: str, now: float, latency_seconds: float) -> None:
         asked = self.asked
@@ -201,8 +307,13 @@ class TealAccount:
         }
         if self.status == MFA_REQUIRED and self.mfa_method is not None:
             body["mfa_method"] = dict(self.mfa_method)
+        if self.authorization_url is not None:
+            # Assumption(teal): `authorization_url` is in every read while the OAuth login waits,
+            # the status staying PENDING -- the reference shows it only in the create response.
+            body["authorization_url"] = self.authorization_url
         if self.status == ACTION_REQUIRED:
-            # Assumption: the field that carries the provider's request to the user.
+            # Assumption(teal): ACTION_REQUIRED says what the provider asks in `status_message`
+            # -- the reference documents no such field.
             body["status_message"] = HOLD_MESSAGE
         return body
 
@@ -241,10 +352,30 @@ class TealSandbox(ProviderSandbox):
 
     PREFIX = "/teal"
 
+    # What each test user does here, in this provider's words (the README's table of test users
+    # is generated from these; tests/test_provider_contracts.py asserts the stories).
+    TEST_USERS: ClassVar[Mapping[str, str]] = {
+        "user_good": "`ACTIVE`",
+        "user_mfa": "password characters (`PasswordCharacters`, secret)",
+        "user_otp": "a date (`Date`), then a texted `Code`",
+        "user_bad": "`INVALID`",
+        "user_hold": "`ACTION_REQUIRED` with the provider's message",
+        "user_slow": "`PENDING` for 3 s",
+        "user_unsupported": "a `Captcha` step",
+        "user_redirect": "an OAuth payroll provider: a `redirect` challenge whose URL,"
+        " once visited, connects the link",
+    }
+
     accounts: dict[str, TealAccount] = field(default_factory=dict)
+    users: dict[str, TealUser] = field(default_factory=dict)
+    authorisations: dict[str, TealAuthorisation] = field(default_factory=dict)
 
     def route_table(self) -> Sequence[RouteSpec]:
         return (
+            ("/users", "POST", self.create_user),
+            ("/users/{user_id}", "GET", self.get_user),
+            ("/authorisations", "POST", self.create_authorisation),
+            ("/authorisations", "GET", self.list_authorisations),
             ("/accounts", "POST", self.create_account),
             ("/accounts", "GET", self.list_accounts),
             ("/accounts/{account_id}", "GET", self.get_account),
@@ -253,19 +384,27 @@ class TealSandbox(ProviderSandbox):
             ("/payroll/{user_id}", "GET", self.payroll),
         )
 
+    def open_routes(self) -> Sequence[RouteSpec]:
+        return (
+            (OAUTH_PATH, "GET", self.oauth_login),
+            ("/_sandbox/authorisations/{authorisation_id}/revoke", "POST", self.revoke),
+        )
+
     def check(self, request: Request) -> None:
         """Teal's checks on every request: an API key, and a well-formed authorisation id."""
         if not request.headers.get(API_KEY_HEADER, "").strip():
             raise refusal(401, "UNAUTHORISED", "Send your API key in the X-API-KEY header.")
         authorisation_id = request.headers.get(AUTHORISATION_HEADER)
-        if authorisation_id is not None and not _is_uuid(authorisation_id):
-            # Assumption: a malformed authorisation id is a 400.
+        if authorisation_id is not None and not TEAL_ID.fullmatch(authorisation_id):
+            # Assumption(teal): a malformed authorisation id is a 400 -- the reference types the
+            # header `string<uuid>` but says nothing of a malformed one.
             raise refusal(
                 400, "INVALID_AUTHORISATION_ID", f"{AUTHORISATION_HEADER} must be a uuid."
             )
 
     def error_response(self, refused: Refused) -> Response:
-        # Assumption: Teal's error body shape.
+        # Assumption(teal): an error body is `{"error": {"code", "message"}}` -- the reference
+        # shows none.
         return JSONResponse(
             {"error": {"code": refused.code or INVALID_REQUEST, "message": refused.message}},
             status_code=refused.status,
@@ -276,10 +415,109 @@ class TealSandbox(ProviderSandbox):
         if account is None:
             raise refusal(404, "NOT_FOUND", "Account not found.")
         account.advance(self.clock())
-        authorisation_id = request.headers.get(AUTHORISATION_HEADER)
-        if authorisation_id:
-            account.authorisation_ids.append(authorisation_id)
         return account
+
+    def _user(self, user_id: object) -> TealUser:
+        user = self.users.get(user_id) if isinstance(user_id, str) else None
+        if user is None:
+            raise refusal(404, USER_NOT_FOUND, "No such user; create one with POST /users.")
+        return user
+
+    def _authorised(self, request: Request, user_id: str) -> TealAuthorisation:
+        """The valid authorisation a request for `user_id` acts under: the one its header
+        names, else one Teal resolves for the user; refused when there is none."""
+        named = request.headers.get(AUTHORISATION_HEADER)
+        if named is not None:
+            authorisation = self.authorisations.get(named)
+            if authorisation is None or authorisation.user_id != user_id:
+                raise refusal(403, AUTHORISATION_REQUIRED, "That authorisation is not this user's.")
+            if not authorisation.is_valid:
+                raise refusal(403, AUTHORISATION_REQUIRED, "That authorisation is not valid.")
+            return authorisation
+        for authorisation in self.authorisations.values():
+            if authorisation.user_id == user_id and authorisation.is_valid:
+                return authorisation
+        raise refusal(403, AUTHORISATION_REQUIRED, "The user has no valid authorisation.")
+
+    # ------------------------------------------------------------------ users and authorisations
+
+    async def create_user(self, request: Request) -> Response:
+        body = await json_object(request, INVALID_REQUEST)
+        name, email = body.get("name"), body.get("email")
+        if not isinstance(name, str) or not name.strip():
+            raise refusal(400, INVALID_REQUEST, "name is required.")
+        if not isinstance(email, str) or not email.strip():
+            raise refusal(400, INVALID_REQUEST, "email is required.")
+        user = TealUser(user_id=str(uuid.uuid4()), name=name, email=email)
+        self.users[user.user_id] = user
+        self.ledger.record(idempotency_key(request), user.user_id)
+        return JSONResponse(user.body(), status_code=201)
+
+    async def get_user(self, request: Request) -> Response:
+        return JSONResponse(self._user(request.path_params["user_id"]).body())
+
+    async def create_authorisation(self, request: Request) -> Response:
+        body = await json_object(request, INVALID_REQUEST)
+        user_id, user_agent = body.get("user_id"), body.get("user_agent")
+        if not isinstance(user_id, str) or not TEAL_ID.fullmatch(user_id):
+            raise refusal(400, INVALID_REQUEST, "user_id (a uuid) is required.")
+        if not isinstance(user_agent, str) or not user_agent.strip():
+            raise refusal(400, INVALID_REQUEST, "user_agent is required.")
+        self._user(user_id)
+        term_id = body.get("term_id", SYSTEM_TERM_ID)
+        if term_id != SYSTEM_TERM_ID:
+            raise refusal(404, "TERM_NOT_FOUND", "No such active authorisation term.")
+        optional = {name: body.get(name) for name in ("ip_address", "fingerprint")}
+        if any(value is not None and not isinstance(value, str) for value in optional.values()):
+            raise refusal(400, INVALID_REQUEST, "ip_address and fingerprint are strings.")
+        authorisation = TealAuthorisation(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            term_id=term_id,
+            user_agent=user_agent,
+            ip_address=optional["ip_address"],
+            fingerprint=optional["fingerprint"],
+        )
+        self.authorisations[authorisation.id] = authorisation
+        self.ledger.record(idempotency_key(request), authorisation.id)
+        return JSONResponse(authorisation.body(), status_code=201)
+
+    async def list_authorisations(self, request: Request) -> Response:
+        user_id = request.query_params.get("user_id")
+        if not user_id:
+            raise refusal(400, INVALID_REQUEST, "user_id is required.")
+        wanted = request.query_params.get("status")
+        found = [
+            a
+            for a in self.authorisations.values()
+            if a.user_id == user_id and wanted in (None, a.status)
+        ]
+        offset, limit = _paging(request)
+        chunk = found[offset : offset + limit]
+        return JSONResponse(
+            {
+                "pagination": _pagination(offset, limit, len(chunk), len(found)),
+                "authorisations": [a.body() for a in chunk],
+            }
+        )
+
+    async def revoke(self, request: Request) -> Response:
+        """Test hook: the user withdraws an authorisation."""
+        authorisation = self.authorisations.get(request.path_params["authorisation_id"])
+        if authorisation is None:
+            raise refusal(404, "NOT_FOUND", "Authorisation not found.")
+        authorisation.status, authorisation.revoked_at = "revoked", teal_time()
+        return JSONResponse(authorisation.body())
+
+    async def oauth_login(self, request: Request) -> Response:
+        """The OAuth payroll provider's page: visiting it is logging in there."""
+        account = self.accounts.get(request.query_params.get("account_id", ""))
+        if account is None or account.authorization_url is None:
+            return HTMLResponse("<p>Nothing waits for this login.</p>", status_code=404)
+        account.complete_oauth(self.clock(), self.latency_seconds)
+        return HTMLResponse("<p>Logged in. You may close this page.</p>")
+
+    # ------------------------------------------------------------------ accounts
 
     async def create_account(self, request: Request) -> Response:
         body = await json_object(request, INVALID_REQUEST)
@@ -291,11 +529,14 @@ class TealSandbox(ProviderSandbox):
             raise refusal(400, INVALID_REQUEST, "user_id is required.")
         if not isinstance(provider, str) or not provider.strip():
             raise refusal(400, INVALID_REQUEST, "payroll_provider is required.")
-        # Assumption: the reference marks user_name and password optional because OAuth
-        # providers need neither; every sandbox provider takes credentials, so both are needed.
+        # Assumption(teal): the sandbox's payroll providers all take a login -- the reference
+        # marks user_name and password optional, as an OAuth provider needs neither.
         if not isinstance(user_name, str) or not isinstance(password, str):
             raise refusal(400, INVALID_REQUEST, "user_name and password are required.")
+        self._user(user_id)
+        authorisation = self._authorised(request, user_id)
         scenario = scenario_for(user_name, password)
+        oauth = user_name.split("+", 1)[0] == REDIRECT_USER and password == GOOD_PASSWORD
         account = TealAccount(
             account_id=str(uuid.uuid4()),
             user_id=user_id,
@@ -303,10 +544,14 @@ class TealSandbox(ProviderSandbox):
             user_name=user_name,
             scenario=scenario,
             resolves_at=self.clock() + self.job_seconds(scenario is Scenario.SLOW),
-            next_step=FIRST_STEPS[scenario],
+            next_step=OAUTH if oauth else FIRST_STEPS[scenario],
+            authorisation_ids=[authorisation.id],
         )
-        if authorisation_id := request.headers.get(AUTHORISATION_HEADER):
-            account.authorisation_ids.append(authorisation_id)
+        if oauth:
+            query = urlencode({"account_id": account.account_id, "state": secrets.token_hex(8)})
+            origin = f"{request.url.scheme}://{request.url.netloc}"
+            url = f"{origin}{TealSandbox.PREFIX}{OAUTH_PATH}?{query}"
+            account.await_oauth(url, self.clock() + OAUTH_SECONDS)
         self.accounts[account.account_id] = account
         self.ledger.record(idempotency_key(request), account.account_id)
         return JSONResponse(account.body(), status_code=201)
@@ -339,6 +584,7 @@ class TealSandbox(ProviderSandbox):
         value = body.get("mfa")
         if not isinstance(value, str) or not value:
             raise refusal(400, INVALID_REQUEST, "mfa is required.")
+        account.authorisation_ids.append(self._authorised(request, account.user_id).id)
         if account.status != MFA_REQUIRED:
             raise refusal(409, "NO_MFA_PENDING", f"The account is {account.status}.")
         account.answer(value, self.clock(), self.latency_seconds)
@@ -347,12 +593,13 @@ class TealSandbox(ProviderSandbox):
     async def delete_account(self, request: Request) -> Response:
         account = self._account(request)
         del self.accounts[account.account_id]
-        # Assumption: Teal answers a deletion with 204 and no body.
+        # Assumption(teal): a deletion is answered 204 with no body -- the reference shows none.
         return Response(status_code=204)
 
     async def payroll(self, request: Request) -> Response:
-        user_id = request.path_params["user_id"]
-        # Assumption: `account_id` narrows the user's payroll to one account.
+        user_id = self._user(request.path_params["user_id"]).user_id
+        # Assumption(teal): `account_id` narrows the user's payroll to one account -- the
+        # reference lists the query parameter without saying so.
         account_id = request.query_params.get("account_id")
         now = self.clock()
         submissions: list[dict[str, Any]] = []
@@ -370,17 +617,9 @@ class TealSandbox(ProviderSandbox):
         )
 
 
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _paging(request: Request) -> tuple[int, int]:
-    # Assumption: `offset` counts items from 0 (the reference says "x >= 1" but its example,
-    # offset 75 with limit 25, reads as an item offset).
+    # Assumption(teal): `offset` counts items from 0 -- the reference says "x >= 1" but its
+    # example, offset 75 with limit 25, reads as an item offset.
     try:
         offset = int(request.query_params.get("offset", "0"))
         limit = int(request.query_params.get("limit", str(DEFAULT_LIMIT)))

@@ -9,21 +9,23 @@ tests/fixtures/documents/unbill_auth_object.txt) gives the *auth* object (`_id`,
 `prompt` and `mfa.mfa`, a list of `question` + `identifier`), and its test hooks: the statuses
 `verified`, `authenticate`, `hold` (code `account_issue_accept_toc`), `mfa-required-questions`,
 `mfa-required-code` and `mfa-required-prompt`, accepted here as the `status` field of the create
-request and as the username (password `pass_good`).
+request and as the username (password `pass_good`). As the seed says, a test auth is `verified`
+"as long as no other valid auth status is entered": a create request whose `status` holds anything
+but one of those words (an unknown word, an empty one, a number, null) makes a `verified` auth,
+whatever its credentials. A request with no `status` tells the shared test users' stories.
 
 Unbill's public reference (its Slate docs, github.com/unbill/slate) adds: `Authorization: Bearer
 <API key>` on every request; `POST /client` `{"identifier"}` -> `{"clientId"}` (creates or returns
-the client); `GET /auth/list/{clientId}` -> `{"data": [auth, ...]}`;
-`POST /auth/{authId}/answer-questions` `{"answers": [{"answer", "identifier"}]}` ->
+the client); `GET /auth/list/{clientId}` -> `{"data": [auth, ...]}`, the one documented way to
+read auths; `POST /auth/{authId}/answer-questions` `{"answers": [{"answer", "identifier"}]}` ->
 `{"success": true}`; `POST /auth/{authId}/fix-hold` and `DELETE /auth/{authId}` ->
 `{"success": true}`; `GET /bill/list/{clientId}` -> `{"data": [{"bill": {...}, "payments": []}]}`;
-errors as 4xx with `{"message": "..."}` (its older `POST /auth` reference). Everything else is an
-assumption, marked "Assumption" where it appears; in brief:
+errors as 4xx with `{"message": "..."}`. There is no route that reads one auth. Everything else is
+an assumption, marked `# Assumption(unbill): ...` where it appears; in brief:
 
-- `POST /auth` `{"clientId", "companyId", "form": {"username", "password"}, "status"?}` creates
-  an auth and returns the auth object (Unbill now creates auths through its Connect widget; its
-  older reference had this route with `userId`, `companyId` and `form`);
-- `GET /auth/{authId}` reads one auth;
+- `POST /auth` `{"userId", "companyId", "form": {"username", "password"}, "status"?}` (the route
+  and fields of Unbill's older reference, `userId` being the clientId; today auths are created in
+  Unbill's Connect widget) creates an auth and answers with the auth object;
 - `pending` is the status while Unbill is signing in to the company (the document has no word
   for it): a new auth, an answered MFA round and a fixed hold are `pending` for
   `latency_seconds`, then resolve on the next read;
@@ -38,10 +40,10 @@ assumption, marked "Assumption" where it appears; in brief:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -70,7 +72,8 @@ VERIFIED = "verified"
 AUTHENTICATE = "authenticate"
 HOLD = "hold"
 MFA_REQUIRED = "mfa-required"
-# Assumption: Unbill's document has no in-progress word; `pending` is the sandbox's.
+# Assumption(unbill): `pending` is the word while Unbill signs in to the company -- the seed
+# documents no in-progress word.
 PENDING = "pending"
 
 # The seed's example company, exactly; it is the sandbox's test company.
@@ -83,8 +86,8 @@ TEST_COMPANY: dict[str, Any] = {
         "background": False,
     },
 }
-# Assumption: a second company (from Unbill's auth list example) so that a client can hold
-# auths at two companies.
+# A second company, from Unbill's auth list example, so that a client can hold auths at two
+# companies.
 SECOND_COMPANY: dict[str, Any] = {
     "_id": "579b695decea110719b1874e",
     "name": "Time Warner Cable",
@@ -126,9 +129,11 @@ class MfaSpec:
 
 # The seed's two questions, answered together.
 QUESTIONS = MfaSpec("questions", ("What city did you grow up in?", "What is your favorite food?"))
-# Assumption: a `code` round is one item whose `question` says where the code went.
+# Assumption(unbill): a `code` round is one item whose `question` says where the code went --
+# the seed names the method, not its items.
 CODE = MfaSpec("code", (otp_code_prompt(OTP_PHONES[0].value),))
-# Assumption: a `prompt` round is one item telling the user to approve on the device.
+# Assumption(unbill): a `prompt` round is one item telling the user to approve on the device --
+# the seed names the method, not its items.
 PROMPT = MfaSpec("prompt", ("Approve the sign-in request in the Netflix app on your phone.",))
 CAPTCHA = MfaSpec("captcha", ("Type the characters you see in the picture.",))
 
@@ -156,14 +161,22 @@ TEST_STATUSES: dict[str, Step] = {
 }
 
 
+# A create request that sets no `status` field at all.
+NO_TEST_STATUS = object()
+
+
 def first_step(username: str, password: str, test_status: object) -> tuple[Step, bool]:
     """What a new auth resolves to, and whether it is the slow one.
 
-    A valid test `status` in the request wins over the credentials; an unknown one is ignored,
-    as the seed says `verified` happens "as long as no other valid auth status is entered".
+    A request that sets `status` is a test of Unbill's own: a valid test status is what the auth
+    becomes, and anything else makes it `verified`, as the seed says that happens "as long as no
+    other valid auth status is entered". A request without `status` tells the shared test users'
+    stories.
     """
-    if isinstance(test_status, str) and test_status in TEST_STATUSES:
-        return TEST_STATUSES[test_status], False
+    if test_status is not NO_TEST_STATUS:
+        if isinstance(test_status, str) and test_status in TEST_STATUSES:
+            return TEST_STATUSES[test_status], False
+        return VERIFIED, False
     if username in TEST_STATUSES:
         step = TEST_STATUSES[username] if password == GOOD_PASSWORD else AUTHENTICATE
         return step, False
@@ -224,10 +237,13 @@ class Auth:
             self.next_step = VERIFIED
             return
         self.wrong_answers += 1
+        # Assumption(unbill): a wrong round gets new questions, and the third turns the auth to
+        # `authenticate` -- the reference says nothing of wrong answers.
         self.next_step = AUTHENTICATE if self.wrong_answers >= MAX_WRONG_ANSWERS else asked
 
     def fix_hold(self, now: float, latency_seconds: float) -> None:
-        # Assumption: Unbill signs in again after a fixed hold; the sandbox then verifies.
+        # Assumption(unbill): after a fixed hold Unbill signs in again (`pending`), then verifies
+        # -- the reference says only that fix-hold resumes the services.
         self.status, self.reason = PENDING, None
         self.resolves_at = now + latency_seconds
         self.next_step = VERIFIED
@@ -245,7 +261,7 @@ class Auth:
         return body
 
     def _new_bill(self) -> dict[str, Any]:
-        # Assumption: a verified auth has one upcoming bill, in Unbill's bill object shape.
+        # A verified auth has one upcoming bill, in Unbill's bill object shape.
         due = (datetime.now(UTC) + timedelta(days=14)).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
@@ -267,6 +283,18 @@ class UnbillSandbox(ProviderSandbox):
 
     PREFIX = "/unbill"
 
+    # What each test user does here, in this provider's words (the README's table of test users
+    # is generated from these; tests/test_provider_contracts.py asserts the stories).
+    TEST_USERS: ClassVar[Mapping[str, str]] = {
+        "user_good": "`verified`",
+        "user_mfa": "two `questions` at once, answered in one update",
+        "user_otp": "one `code`",
+        "user_bad": "`authenticate`",
+        "user_hold": "`hold` (`account_issue_accept_toc`)",
+        "user_slow": "`pending` for 3 s",
+        "user_unsupported": "a `captcha` method",
+    }
+
     # Client identifier (the app's user reference) -> clientId.
     clients: dict[str, str] = field(default_factory=dict)
     auths: dict[str, Auth] = field(default_factory=dict)
@@ -276,7 +304,6 @@ class UnbillSandbox(ProviderSandbox):
             ("/client", "POST", self.create_client),
             ("/auth", "POST", self.create_auth),
             ("/auth/list/{client}", "GET", self.list_auths),
-            ("/auth/{auth}", "GET", self.get_auth),
             ("/auth/{auth}", "DELETE", self.delete_auth),
             ("/auth/{auth}/answer-questions", "POST", self.answer_questions),
             ("/auth/{auth}/fix-hold", "POST", self.fix_hold),
@@ -319,7 +346,9 @@ class UnbillSandbox(ProviderSandbox):
 
     async def create_auth(self, request: Request) -> Response:
         body = await json_object(request)
-        client_id = body.get("clientId")
+        # Assumption(unbill): the older reference's `userId` is the client's `clientId` -- it
+        # predates clients.
+        client_id = body.get("userId")
         if not isinstance(client_id, str) or client_id not in self.clients.values():
             raise Refused(404, "Client not found.")
         company = COMPANIES.get(str(body.get("companyId")))
@@ -330,7 +359,9 @@ class UnbillSandbox(ProviderSandbox):
             isinstance(form.get(name), str) and form.get(name) for name in ("username", "password")
         ):
             raise Refused(400, "form must give a username and a password.")
-        step, slow = first_step(form["username"], form["password"], body.get("status"))
+        step, slow = first_step(
+            form["username"], form["password"], body.get("status", NO_TEST_STATUS)
+        )
         auth = Auth(
             id=object_id(),
             client_id=client_id,
@@ -340,6 +371,8 @@ class UnbillSandbox(ProviderSandbox):
         )
         self.auths[auth.id] = auth
         self.ledger.record(idempotency_key(request), auth.id)
+        # Assumption(unbill): the create answer is the auth object -- the older reference answered
+        # with a bill or an MFA token, from before the auth object.
         return JSONResponse(auth.body())
 
     async def list_auths(self, request: Request) -> Response:
@@ -352,9 +385,6 @@ class UnbillSandbox(ProviderSandbox):
                 data.append(auth.body())
         return JSONResponse({"data": data})
 
-    async def get_auth(self, request: Request) -> Response:
-        return JSONResponse(self._auth(request).body())
-
     async def answer_questions(self, request: Request) -> Response:
         body = await json_object(request)
         # The body is read before the auth so that no await separates the checks below from
@@ -365,6 +395,9 @@ class UnbillSandbox(ProviderSandbox):
         self.ledger.record(idempotency_key(request), auth.id)
         if auth.status != MFA_REQUIRED or auth.mfa is None:
             raise Refused(409, f"The auth is {auth.status}, not {MFA_REQUIRED}.")
+        # Assumption(unbill): a `code` round is answered through answer-questions like
+        # `questions`, and a `prompt` is not answered at all -- the reference documents the
+        # route for questions only.
         if auth.mfa["method"] == PROMPT.method:
             raise Refused(409, "This sign-in is approved on the user's device, not answered.")
         answers = _answers(body.get("answers"))
@@ -379,7 +412,8 @@ class UnbillSandbox(ProviderSandbox):
     async def fix_hold(self, request: Request) -> Response:
         auth = self._auth(request)
         if auth.status != HOLD:
-            # Assumption: fixing an auth that is not on hold is refused.
+            # Assumption(unbill): fixing an auth that is not on hold is refused -- the reference
+            # says only that an unknown authId is an error.
             raise Refused(409, f"The auth is {auth.status}, not {HOLD}.")
         auth.fix_hold(self.clock(), self.latency_seconds)
         return JSONResponse({"success": True})

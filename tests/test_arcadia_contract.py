@@ -1,10 +1,12 @@
 """What only Arcadia does, against the Arcadia sandbox over real HTTP and in process.
 
 The shared test users' stories are asserted for every provider in
-`tests/test_provider_contracts.py`; here are Arcadia's own: its verification-method choice, its
-MFA window, its `status:<WORD>` test hook, its OAuth2 token (fetched once, renewed before it
-expires, renewed once when refused) and its `Arcadia-Version` header. The unit tests at the end
-read every `statusDetail` word through `state_from_credential`.
+`tests/test_provider_contracts.py`; here are Arcadia's own: its verification-method choice and
+passcode on the documented `PUT` routes, its MFA window, the renewal of an expired stored MFA
+token on the same credential, its `status:<WORD>` test hook, its OAuth2 token (fetched once,
+renewed before it expires, renewed once when refused) and its `Arcadia-Version` header. The unit
+tests at the end read every `statusDetail` word through `state_from_credential`, and hold the
+adapter's table (who must act included) to the sandbox's copy of Arcadia's status table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason, LinkRequ
 from providers.arcadia import (
     HIGH_LEVEL_STATUS,
     MFA_WINDOW_SECONDS,
+    NEWER_STATUS_DETAILS,
     ArcadiaAdapter,
     state_from_credential,
 )
@@ -32,7 +35,14 @@ from providers.base import (
     ProviderState,
     ProviderUnavailable,
 )
-from sandbox.arcadia import MFA_EXPIRY_SECONDS, STATUS_OF_DETAIL, TOKEN_TTL_SECONDS, ArcadiaSandbox
+from providers.status import Actor, Handling
+from sandbox.arcadia import (
+    CREDENTIAL_STATUSES,
+    MFA_EXPIRY_SECONDS,
+    STATUS_OF_DETAIL,
+    TOKEN_TTL_SECONDS,
+    ArcadiaSandbox,
+)
 from tests.fixtures.documents import read_document
 from tests.fixtures.links import link_request as any_link_request
 from tests.fixtures.links import new_key, send, settle, start
@@ -41,6 +51,7 @@ from tests.fixtures.sandbox import SHORT_MFA_WINDOW_SECONDS, FakeClock
 ARCADIA_PAGE = read_document("arcadia_submit_mfa_method.txt")
 CLIENT_ID, CLIENT_SECRET = "sandbox-client-id", "sandbox-client-secret"
 PHONE_1, PHONE_2 = "(***) ***-4321", "(***) ***-8765"
+EMAIL = "j***@example.com"
 STATUS_MEANINGS = ArcadiaAdapter.STATUSES.meanings
 TIMEOUT_MESSAGE = STATUS_MEANINGS["MULTI_FACTOR_AUTHENTICATION_TIMEOUT"].message
 
@@ -110,10 +121,16 @@ async def test_user_otp_chooses_where_the_code_goes_then_enters_it(
     [choice] = choosing.challenges
     assert choice.kind is ChallengeKind.DEVICE_CHOICE
     assert choice.prompt == "Where should your utility send your one-time code?"
-    assert choice.option_values() == [f"SMS:{PHONE_1}", f"SMS:{PHONE_2}", "EMAIL:j***@example.com"]
+    assert choice.option_values() == [
+        f"SMS:{PHONE_1}",
+        f"SMS:{PHONE_2}",
+        f"CALL:{PHONE_1}",
+        "EMAIL:j***@example.com",
+    ]
     assert [o.label for o in choice.options] == [
         f"Text message to {PHONE_1}",
         f"Text message to {PHONE_2}",
+        f"Phone call to {PHONE_1}",
         "Email to j***@example.com",
     ]
     assert "verification_method" not in choosing.session
@@ -131,10 +148,17 @@ async def test_user_otp_chooses_where_the_code_goes_then_enters_it(
     assert linked.outcome is Outcome.LINKED
 
 
-async def test_user_otp_may_choose_email(adapter: ArcadiaAdapter) -> None:
+@pytest.mark.parametrize(
+    ("method", "said"),
+    [("EMAIL:j***@example.com", "email to j***@example.com"), (f"CALL:{PHONE_1}", "phone call to")],
+    ids=["email", "call"],
+)
+async def test_user_otp_may_choose_email_or_a_call(
+    adapter: ArcadiaAdapter, method: str, said: str
+) -> None:
     choosing = await settle(adapter, await login(adapter, "user_otp"))
-    coding = await answer(adapter, choosing, "EMAIL:j***@example.com")
-    assert coding.challenges[0].prompt.endswith("(email to j***@example.com)")
+    coding = await answer(adapter, choosing, method)
+    assert said in coding.challenges[0].prompt
     assert (await answer(adapter, coding, "correct")).outcome is Outcome.LINKED
 
 
@@ -236,6 +260,60 @@ async def test_status_test_hook_reads_as_the_table_says(
         )
 
 
+async def test_an_expired_mfa_token_is_renewed_on_the_same_credential(
+    adapter: ArcadiaAdapter, sandbox_url: str
+) -> None:
+    request = link_request("user_mfa")
+    state = await adapter.login("link-renew", request, idempotency_key=new_key())
+    challenged = await settle(adapter, state)
+    linked = await answer(adapter, challenged, "correct")
+    assert linked.outcome is Outcome.LINKED
+    credential_id, first_job = linked.session["credential_id"], linked.session["job_id"]
+
+    # Months later the utility's session token Arcadia stored has expired.
+    async with httpx.AsyncClient(base_url=f"{sandbox_url}/arcadia") as hooks:
+        expired = await hooks.post(f"/_sandbox/credentials/{credential_id}/mfa-token-expired")
+    assert expired.status_code == 200
+    refreshed = await adapter.refresh(linked.session, idempotency_key=new_key())
+    assert (refreshed.outcome, refreshed.reason, refreshed.raw_status) == (
+        Outcome.ACTION_REQUIRED,
+        LinkReason.MFA_REFRESH_REQUIRED,
+        "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED",
+    )
+
+    again = await adapter.reauthenticate(
+        "link-renew", request, refreshed.session, idempotency_key=new_key()
+    )
+    assert (again.outcome, again.raw_status) == (Outcome.PENDING, "DATA_EXTRACTION_IN_PROGRESS")
+    assert again.session["credential_id"] == credential_id
+    assert again.session["job_id"] != first_job
+    handshake = await settle(adapter, again)
+    [code] = handshake.challenges
+    assert code.kind is ChallengeKind.CODE
+    assert code.id not in {c.id for c in challenged.challenges}
+    renewed = await answer(adapter, handshake, "correct")
+    assert (renewed.outcome, renewed.session["credential_id"]) == (Outcome.LINKED, credential_id)
+    assert len(await adapter.fetch_accounts(renewed.session)) == 2
+
+
+async def test_reauthenticating_with_a_new_password_keeps_the_credential(
+    adapter: ArcadiaAdapter,
+) -> None:
+    """A password changed at the utility is mended on the same credential too."""
+    wrong = await adapter.login(
+        "link-new-password",
+        any_link_request(Provider.ARCADIA, "user_good", "an-old-password"),
+        idempotency_key=new_key(),
+    )
+    with pytest.raises(LinkFailure):
+        await settle(adapter, wrong)
+    again = await adapter.reauthenticate(
+        "link-new-password", link_request("user_good"), wrong.session, idempotency_key=new_key()
+    )
+    assert again.session["credential_id"] == wrong.session["credential_id"]
+    assert (await settle(adapter, again)).outcome is Outcome.LINKED
+
+
 async def test_revoking_a_credential_arcadia_does_not_know_is_not_an_error(
     adapter: ArcadiaAdapter,
 ) -> None:
@@ -277,6 +355,74 @@ async def in_process() -> AsyncIterator[tuple[ArcadiaSandbox, ArcadiaAdapter, Fa
     )
     yield sandbox, adapter, clock
     await adapter.aclose()
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The in-process sandbox's transport, noting each request's method and path."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.calls: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        return await self._inner.handle_async_request(request)
+
+
+async def test_answers_go_to_arcadias_documented_routes_and_a_renewal_makes_no_credential() -> None:
+    clock = FakeClock()
+    sandbox = ArcadiaSandbox(latency_seconds=1, clock=clock)
+    transport = RecordingTransport(Starlette(routes=[sandbox.mount()]))
+    adapter = ArcadiaAdapter(
+        "http://sandbox/arcadia", CLIENT_ID, CLIENT_SECRET, transport=transport, clock=clock
+    )
+    try:
+        request = link_request("user_otp")
+        state = await adapter.login("link-1", request, idempotency_key="login-1")
+        clock.now += 1
+        choosing = await adapter.poll(state.session)
+        [choice] = choosing.challenges
+        answers = [ChallengeAnswer(challenge_id=choice.id, value=f"SMS:{PHONE_1}")]
+        await adapter.answer(choosing.session, choosing.challenges, answers, idempotency_key="a-1")
+        clock.now += 1
+        coding = await adapter.poll(choosing.session)
+        [code] = coding.challenges
+        answers = [ChallengeAnswer(challenge_id=code.id, value="correct")]
+        await adapter.answer(coding.session, coding.challenges, answers, idempotency_key="a-2")
+        clock.now += 1
+        linked = await adapter.poll(coding.session)
+        assert linked.outcome is Outcome.LINKED
+
+        credential = f"/arcadia/plug/credentials/{linked.session['credential_id']}"
+        writes = [call for call in transport.calls if call[0] != "GET"]
+        assert writes[1:] == [
+            ("POST", "/arcadia/plug/credentials"),
+            ("PUT", f"{credential}/verificationMethod"),
+            ("PUT", f"{credential}/oneTimePasscode"),
+        ]
+
+        # The stored MFA token expires; the renewal updates the credential it has.
+        sandbox.credentials[linked.session["credential_id"]].expire_mfa_token()
+        renewing = await adapter.reauthenticate(
+            "link-1", request, linked.session, idempotency_key="renew-1"
+        )
+        assert transport.calls[-1] == ("PATCH", credential)
+        assert list(sandbox.credentials) == [linked.session["credential_id"]]
+        assert renewing.session == {
+            "credential_id": linked.session["credential_id"],
+            "job_id": renewing.session["job_id"],
+        }
+        clock.now += 1
+        # A new job's first choice of method is no resubmission.
+        choosing_again = await adapter.poll(renewing.session)
+        [choice] = choosing_again.challenges
+        answers = [ChallengeAnswer(challenge_id=choice.id, value=f"EMAIL:{EMAIL}")]
+        await adapter.answer(
+            choosing_again.session, choosing_again.challenges, answers, idempotency_key="a-3"
+        )
+        assert transport.calls[-1] == ("PUT", f"{credential}/verificationMethod")
+    finally:
+        await adapter.aclose()
 
 
 async def test_one_token_serves_many_calls_until_it_expires(
@@ -408,10 +554,16 @@ def credential(
     }
 
 
-def test_every_seed_status_detail_has_a_meaning() -> None:
+def test_every_seed_status_detail_and_every_newer_one_has_a_meaning() -> None:
     words = seed_status_details()
     assert len(words) == 18
-    assert set(STATUS_MEANINGS) == set(words) == set(STATUS_OF_DETAIL) == set(HIGH_LEVEL_STATUS)
+    assert {
+        "CONNECTION_DEACTIVATED",
+        "DATA_EXTRACTION_NOT_REQUESTED",
+        "PROVIDER_REGISTRATION_INCOMPLETE",
+    } == NEWER_STATUS_DETAILS
+    everything = set(words) | NEWER_STATUS_DETAILS
+    assert set(STATUS_MEANINGS) == everything == set(STATUS_OF_DETAIL) == set(HIGH_LEVEL_STATUS)
     assert ArcadiaAdapter.STATUSES.field == "statusDetail"
     assert ArcadiaAdapter.CHALLENGE_KINDS == {
         "VERIFICATION_METHOD": ChallengeKind.DEVICE_CHOICE,
@@ -426,25 +578,48 @@ EXPECTED: dict[str, tuple[Outcome | None, LinkReason | None]] = {
     "LOGIN_AND_DATA_DISCOVERY_SUCCESS": (Outcome.LINKED, None),
     "LOGIN_AND_INTERVALS_DISCOVERY_SUCCESS": (Outcome.LINKED, None),
     "LOGIN_SUCCESS_INTERVALS_DISCOVERY_FAILURE": (Outcome.LINKED, None),
+    "DATA_EXTRACTION_NOT_REQUESTED": (Outcome.LINKED, None),
+    # Arcadia at work, however long it takes: in progress, neither a failure nor a hold.
     "DATA_EXTRACTION_IN_PROGRESS": (Outcome.PENDING, None),
     "ISSUE_UNDER_REVIEW": (Outcome.PENDING, None),
-    "PROVIDER_WEBSITE_INACCESSIBLE": (None, None),
-    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": (None, None),
+    "PROVIDER_WEBSITE_INACCESSIBLE": (Outcome.PENDING, None),
+    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": (Outcome.PENDING, None),
+    "UNSUPPORTED_CAPTCHA": (Outcome.PENDING, None),
+    "REQUIRES_ENROLLMENT": (Outcome.PENDING, None),
+    "EMAIL_APPROVAL": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
     "INVALID_CREDENTIALS": (None, LinkReason.INVALID_CREDENTIALS),
-    "MULTI_FACTOR_AUTHENTICATION_FAILURE": (None, LinkReason.MFA_FAILED),
+    # MFA Arcadia could not pass, not a code the user got wrong.
+    "MULTI_FACTOR_AUTHENTICATION_FAILURE": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
     "MULTI_FACTOR_AUTHENTICATION_TIMEOUT": (None, LinkReason.MFA_TIMEOUT),
     "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": (None, LinkReason.UNSUPPORTED_MFA),
-    "UNSUPPORTED_CAPTCHA": (None, LinkReason.UNSUPPORTED_MFA),
     "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED": (
         Outcome.ACTION_REQUIRED,
         LinkReason.MFA_REFRESH_REQUIRED,
     ),
-    "REQUIRES_ENROLLMENT": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
-    "EMAIL_APPROVAL": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
     "OTHER_ACCESS_LIMITATION": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
+    "PROVIDER_REGISTRATION_INCOMPLETE": (Outcome.ACTION_REQUIRED, LinkReason.PROVIDER_HOLD),
     "UNSUCCESSFUL_EMAIL_APPROVAL": (None, LinkReason.MFA_FAILED),
     "USER_REVOKED_ACCESS": (None, LinkReason.USER_REVOKED_ACCESS),
+    "CONNECTION_DEACTIVATED": (None, LinkReason.USER_REVOKED_ACCESS),
 }
+
+
+def test_no_word_is_transient_trouble_nor_an_mfa_failure_of_the_users_code() -> None:
+    assert not [word for word, meaning in STATUS_MEANINGS.items() if meaning.transient]
+    mfa_failure = STATUS_MEANINGS["MULTI_FACTOR_AUTHENTICATION_FAILURE"]
+    assert mfa_failure.failure is None
+    assert "Arcadia could not get past" in mfa_failure.message
+
+
+@pytest.mark.parametrize("detail", sorted(STATUS_OF_DETAIL))
+def test_who_must_act_is_what_arcadias_status_table_says(detail: str) -> None:
+    """The adapter's meaning and the sandbox's copy of Arcadia's table name the same actor."""
+    meaning, row = STATUS_MEANINGS[detail], CREDENTIAL_STATUSES[detail]
+    assert (meaning.who_acts is Actor.USER) is row.is_customer_action_required
+    assert HIGH_LEVEL_STATUS[detail] == row.status
+    if row.status == "CONNECTION_IN_PROGRESS" and not row.is_customer_action_required:
+        assert meaning.handling is Handling.IN_PROGRESS
+        assert meaning.who_acts is Actor.PROVIDER
 
 
 @pytest.mark.parametrize("detail", list(EXPECTED))
@@ -491,11 +666,15 @@ def test_an_unknown_detail_falls_back_on_the_status(status: str, expected: Outco
     assert state_from_credential(credential(status, "SOMETHING_NEW"), {}).outcome is expected
 
 
-def test_an_unknown_detail_under_failure_is_a_provider_error() -> None:
-    with pytest.raises(LinkFailure) as failure:
-        state_from_credential(credential("CONNECTION_FAILURE", "SOMETHING_NEW"), {})
-    assert failure.value.reason is LinkReason.PROVIDER_ERROR
-    assert failure.value.raw_status == "SOMETHING_NEW"
+def test_an_unknown_detail_under_failure_is_a_hold_not_the_end() -> None:
+    state = state_from_credential(credential("CONNECTION_FAILURE", "SOMETHING_NEW"), {})
+    assert (state.outcome, state.reason, state.raw_status) == (
+        Outcome.ACTION_REQUIRED,
+        LinkReason.PROVIDER_HOLD,
+        "SOMETHING_NEW",
+    )
+    assert state.message
+    assert "SOMETHING_NEW" in state.message
 
 
 def test_an_unknown_status_and_detail_is_transient() -> None:
@@ -563,9 +742,11 @@ def test_free_text_where_a_word_belongs_never_reaches_a_message() -> None:
         state_from_credential(waiting({"id": "mfa_1", "type": "Dear Jane, call us"}), {})
     assert "Jane" not in failure.value.message
     assert failure.value.raw_status == "?"
-    with pytest.raises(LinkFailure) as failed:
-        state_from_credential(credential("CONNECTION_FAILURE", "jane.doe@example.com locked"), {})
-    assert "jane" not in failed.value.message
+    held = state_from_credential(
+        credential("CONNECTION_FAILURE", "jane.doe@example.com locked"), {}
+    )
+    assert held.message
+    assert "jane" not in held.message
     with pytest.raises(ProviderUnavailable) as unknown:
         state_from_credential(credential("Hello jane.doe", None), {})
     assert "jane" not in str(unknown.value)

@@ -10,6 +10,8 @@ from providers.arcadia import HIGH_LEVEL_STATUS, ArcadiaAdapter
 from providers.readme_tables import README, fenced, readme_sections
 from providers.registry import ADAPTERS, IMPLEMENTED_PROVIDERS, build_adapters
 from sandbox.arcadia import STATUS_OF_DETAIL
+from sandbox.users import Scenario
+from sandbox.users_table import SANDBOX_CLASSES
 
 
 @pytest.mark.parametrize("section", list(readme_sections()))
@@ -44,3 +46,10 @@ def test_every_meaning_is_exactly_one_thing(provider: Provider) -> None:
         kinds = [meaning.outcome is not None, meaning.failure is not None, meaning.transient]
         assert kinds.count(True) == 1, word
         assert meaning.message, word
+
+
+def test_every_sandbox_tells_every_shared_test_users_story() -> None:
+    for provider, sandbox in SANDBOX_CLASSES.items():
+        missing = {scenario.value for scenario in Scenario} - set(sandbox.TEST_USERS)
+        assert not missing, f"{provider.value} has no story for {sorted(missing)}"
+        assert all(story.strip() for story in sandbox.TEST_USERS.values())

@@ -3,9 +3,12 @@
 The seed (its passages kept in tests/fixtures/documents/arcadia_submit_mfa_method.txt) is Arcadia's
 "Submit Multi-factor Authentication Method" reference page as text: it names the credential's
 statuses and documents each field by its description, not by a JSON example. These tests read the
-status words from that document and check the
-sandbox's field names, types and refusals against it; the adapter's contract tests only prove that
-the adapter and the sandbox agree.
+status words from that document and check the sandbox's field names, types and refusals against
+it, its MFA routes against the methods and paths Arcadia's reference gives them ("Submit
+Multi-factor Authentication Method", "Submit One Time Passcode", "Update Credential"), and its
+`isCustomerActionRequired` and `isAccessible` against Arcadia's "Status and Status Detail
+Descriptions" table; the adapter's contract tests only prove that the adapter and the sandbox
+agree.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from providers.arcadia import NEWER_STATUS_DETAILS
 from sandbox.arcadia import (
+    CREDENTIAL_STATUSES,
     MFA_EXPIRY_SECONDS,
     STATUS_OF_DETAIL,
     TOKEN_TTL_SECONDS,
@@ -69,6 +74,25 @@ SEED_PROVIDER_FIELDS: dict[str, type | tuple[type, ...]] = {
 SEED_STATUSES = ARCADIA_PAGE.words("status")
 SEED_DETAILS = ARCADIA_PAGE.words("statusDetail")
 
+# The rows of Arcadia's "Status and Status Detail Descriptions" table
+# (docs.arcadia.com/docs/status-and-status-detail-definitions) that were captured:
+# statusDetail -> (status, isCustomerActionRequired, isAccessible).
+DOCUMENTED_ROWS: dict[str, tuple[str, bool, bool]] = {
+    "LOGIN_AND_DATA_DISCOVERY_SUCCESS": ("CONNECTION_SUCCESS", False, True),
+    "PROVIDER_WEBSITE_INACCESSIBLE": ("CONNECTION_IN_PROGRESS", False, False),
+    "ISSUE_UNDER_REVIEW": ("CONNECTION_IN_PROGRESS", False, True),
+    "PROVIDER_WEBSITE_NAVIGATION_FAILURE": ("CONNECTION_IN_PROGRESS", False, True),
+    "UNSUPPORTED_CAPTCHA": ("CONNECTION_IN_PROGRESS", False, True),
+    "EMAIL_APPROVAL": ("CONNECTION_IN_PROGRESS", True, False),
+    "REQUIRES_ENROLLMENT": ("CONNECTION_IN_PROGRESS", False, False),
+    "DATA_EXTRACTION_IN_PROGRESS": ("CONNECTION_IN_PROGRESS", False, True),
+    "INVALID_CREDENTIALS": ("CONNECTION_FAILURE", True, False),
+    "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION": ("CONNECTION_FAILURE", True, False),
+}
+# The MFA routes as Arcadia's reference gives them: (method, path under the credential).
+VERIFICATION_METHOD_ROUTE = ("PUT", "verificationMethod")
+ONE_TIME_PASSCODE_ROUTE = ("PUT", "oneTimePasscode")
+
 
 async def token(client: httpx.AsyncClient) -> str:
     response = await client.post(
@@ -112,14 +136,16 @@ def assert_seed_shape(credential: dict[str, Any]) -> None:
     for name, kind in SEED_PROVIDER_FIELDS.items():
         assert isinstance(credential["provider"][name], kind), name
     assert credential["status"] in SEED_STATUSES
-    assert credential["statusDetail"] in SEED_DETAILS
+    assert credential["statusDetail"] in {*SEED_DETAILS, *NEWER_STATUS_DETAILS}
     for stamp in ("createdAt", "lastModifiedAt", "nextScheduledJobAt"):
         assert datetime.fromisoformat(credential[stamp].replace("Z", "+00:00")).tzinfo
 
 
 def test_the_seed_lists_what_the_sandbox_speaks() -> None:
     assert SEED_STATUSES == ["CONNECTION_SUCCESS", "CONNECTION_IN_PROGRESS", "CONNECTION_FAILURE"]
-    assert set(STATUS_OF_DETAIL) == set(SEED_DETAILS)
+    # The seed's words, and the three Arcadia added after it was captured.
+    assert set(STATUS_OF_DETAIL) == set(SEED_DETAILS) | NEWER_STATUS_DETAILS
+    assert not NEWER_STATUS_DETAILS & set(SEED_DETAILS)
     assert set(STATUS_OF_DETAIL.values()) == set(SEED_STATUSES)
     assert "The Arcadia-Version for the request" in ARCADIA_PAGE["headers"]
     assert "Defaults to 2024-02-21" in ARCADIA_PAGE["headers"]
@@ -202,14 +228,27 @@ async def test_plug_calls_need_a_bearer_token(sandbox_url: str, authorization: s
     assert set(response.json()) == {"error", "message"}
 
 
-@pytest.mark.parametrize("version", [None, "2022-10-13", "latest"])
-async def test_plug_calls_need_the_arcadia_version_header(
-    sandbox_url: str, version: str | None
-) -> None:
+async def test_a_call_without_arcadia_version_is_served_as_the_default(sandbox_url: str) -> None:
+    """The header "Defaults to 2024-02-21": leaving it out is not an error."""
     async with httpx.AsyncClient(base_url=f"{sandbox_url}/arcadia") as client:
         headers = {"Authorization": f"Bearer {await token(client)}"}
-        if version:
-            headers["Arcadia-Version"] = version
+        created = await client.post(
+            "/plug/credentials",
+            json={"username": "user_good", "password": "pass_good"},
+            headers=headers,
+        )
+        listed = await client.get("/plug/accounts", headers=headers)
+    assert created.status_code == 200, created.text
+    assert_seed_shape(created.json())
+    assert listed.status_code == 200
+
+
+@pytest.mark.parametrize("version", ["2022-10-13", "latest"])
+async def test_a_version_the_sandbox_does_not_serve_is_refused(
+    sandbox_url: str, version: str
+) -> None:
+    async with httpx.AsyncClient(base_url=f"{sandbox_url}/arcadia") as client:
+        headers = {"Authorization": f"Bearer {await token(client)}", "Arcadia-Version": version}
         response = await client.get("/plug/accounts", headers=headers)
     assert response.status_code == 400
     assert "2024-02-21" in response.json()["message"]
@@ -275,8 +314,8 @@ async def test_unknown_credential_is_not_found(arcadia: httpx.AsyncClient) -> No
     ("username", "status", "detail"),
     [
         ("user_bad", "CONNECTION_FAILURE", "INVALID_CREDENTIALS"),
-        ("user_hold", "CONNECTION_IN_PROGRESS", "REQUIRES_ENROLLMENT"),
-        ("user_unsupported", "CONNECTION_IN_PROGRESS", "UNSUPPORTED_CAPTCHA"),
+        ("user_hold", "CONNECTION_IN_PROGRESS", "EMAIL_APPROVAL"),
+        ("user_unsupported", "CONNECTION_FAILURE", "UNSUPPORTED_MULTI_FACTOR_AUTHENTICATION"),
     ],
 )
 async def test_users_that_end_without_mfa(
@@ -290,13 +329,31 @@ async def test_users_that_end_without_mfa(
     assert ended["totalAccounts"] == 0
 
 
-@pytest.mark.parametrize("detail", SEED_DETAILS)
-async def test_status_test_hook_for_every_seed_word(
+@pytest.mark.parametrize("detail", sorted(STATUS_OF_DETAIL))
+async def test_status_test_hook_for_every_word_with_its_tables_flags(
     arcadia: httpx.AsyncClient, detail: str
 ) -> None:
     created = await new_credential(arcadia, f"status:{detail}")
     ended = await settled(arcadia, created["id"])
-    assert (ended["status"], ended["statusDetail"]) == (STATUS_OF_DETAIL[detail], detail)
+    assert_seed_shape(ended)
+    row = CREDENTIAL_STATUSES[detail]
+    assert (ended["status"], ended["statusDetail"]) == (row.status, detail)
+    assert (ended["isCustomerActionRequired"], ended["isAccessible"]) == (
+        row.is_customer_action_required,
+        row.is_accessible,
+    )
+
+
+def test_the_sandbox_keeps_every_row_of_arcadias_status_table_that_was_captured() -> None:
+    for detail, documented in DOCUMENTED_ROWS.items():
+        assert tuple(CREDENTIAL_STATUSES[detail]) == documented, detail
+    # Under CONNECTION_IN_PROGRESS only the emailed approval waits for the customer.
+    waiting_for_customer = {
+        detail
+        for detail, row in CREDENTIAL_STATUSES.items()
+        if row.status == "CONNECTION_IN_PROGRESS" and row.is_customer_action_required
+    }
+    assert waiting_for_customer == {"EMAIL_APPROVAL"}
 
 
 # ---------------------------------------------------------------------- MFA
@@ -305,8 +362,10 @@ async def test_status_test_hook_for_every_seed_word(
 async def submit_mfa(
     arcadia: httpx.AsyncClient, credential: dict[str, Any], kind: str, value: str, *, again: bool
 ) -> httpx.Response:
-    return await arcadia.post(
-        f"/plug/credentials/{credential['id']}/mfa",
+    method, route = VERIFICATION_METHOD_ROUTE
+    return await arcadia.request(
+        method,
+        f"/plug/credentials/{credential['id']}/{route}",
         json={
             "jobId": credential["currentJob"]["id"],
             "resubmission": again,
@@ -319,10 +378,37 @@ async def submit_mfa(
 async def submit_otp(
     arcadia: httpx.AsyncClient, credential: dict[str, Any], code: str
 ) -> httpx.Response:
-    return await arcadia.post(
-        f"/plug/credentials/{credential['id']}/otp",
+    method, route = ONE_TIME_PASSCODE_ROUTE
+    return await arcadia.request(
+        method,
+        f"/plug/credentials/{credential['id']}/{route}",
         json={"jobId": credential["currentJob"]["id"], "oneTimePasscode": code},
     )
+
+
+async def test_the_mfa_routes_are_arcadias_and_the_old_guesses_are_gone(
+    arcadia: httpx.AsyncClient,
+) -> None:
+    created = await new_credential(arcadia, "user_otp")
+    choosing = await settled(arcadia, created["id"])
+    path = f"/plug/credentials/{created['id']}"
+    method = {
+        "jobId": choosing["currentJob"]["id"],
+        "resubmission": False,
+        "type": "SMS",
+        "value": PHONE_1,
+    }
+    passcode = {"jobId": choosing["currentJob"]["id"], "oneTimePasscode": "correct"}
+    # An earlier issue of ours named POST .../mfa and .../otp: Arcadia has no such routes.
+    assert (await arcadia.post(f"{path}/mfa", json=method)).status_code == 404
+    assert (await arcadia.post(f"{path}/otp", json=passcode)).status_code == 404
+    # The documented routes take PUT, and only PUT.
+    assert (await arcadia.post(f"{path}/verificationMethod", json=method)).status_code == 405
+    assert (await arcadia.post(f"{path}/oneTimePasscode", json=passcode)).status_code == 405
+    # Nothing above reached the job: it still waits for the method.
+    still = (await arcadia.get(path)).json()
+    assert still["currentJob"]["mfa"]["id"] == choosing["currentJob"]["mfa"]["id"]
+    assert (await submit_mfa(arcadia, still, "SMS", PHONE_1, again=False)).status_code == 200
 
 
 async def test_user_otp_chooses_a_method_then_submits_the_passcode(
@@ -345,9 +431,11 @@ async def test_user_otp_chooses_a_method_then_submits_the_passcode(
         "expiresAt",
     }
     assert mfa["type"] == "VERIFICATION_METHOD"
+    # Arcadia's guides name SMS, Call and Email.
     assert mfa["verificationMethods"] == [
         {"type": "SMS", "value": PHONE_1},
         {"type": "SMS", "value": PHONE_2},
+        {"type": "CALL", "value": PHONE_1},
         {"type": "EMAIL", "value": "j***@example.com"},
     ]
     assert mfa["selectedVerificationMethod"] is None
@@ -406,34 +494,106 @@ async def test_mfa_refusals(arcadia: httpx.AsyncClient) -> None:
     choosing = await settled(arcadia, created["id"])
     path = f"/plug/credentials/{created['id']}"
     job_id = choosing["currentJob"]["id"]
-    stale_job = await arcadia.post(
-        f"{path}/mfa",
+    stale_job = await arcadia.put(
+        f"{path}/verificationMethod",
         json={"jobId": "job_old", "resubmission": False, "type": "SMS", "value": PHONE_1},
     )
     assert stale_job.status_code == 409
-    no_flag = await arcadia.post(f"{path}/mfa", json={"jobId": job_id, "type": "SMS", "value": "x"})
+    no_flag = await arcadia.put(
+        f"{path}/verificationMethod", json={"jobId": job_id, "type": "SMS", "value": "x"}
+    )
     assert no_flag.status_code == 400
-    assert (await arcadia.post(f"{path}/mfa", content=b"not json")).status_code == 400
+    assert (await arcadia.put(f"{path}/verificationMethod", content=b"not json")).status_code == 400
     # The passcode comes after the method.
     assert (await submit_otp(arcadia, choosing, "correct")).status_code == 409
 
 
-async def test_three_wrong_passcodes_fail_the_job(arcadia: httpx.AsyncClient) -> None:
+async def test_a_wrong_passcode_is_asked_again_never_an_mfa_failure(
+    arcadia: httpx.AsyncClient,
+) -> None:
+    """MULTI_FACTOR_AUTHENTICATION_FAILURE is MFA Arcadia could not pass, not a refused code."""
     created = await new_credential(arcadia, "user_mfa")
-    for attempt in range(3):
+    asked: set[str] = set()
+    for attempt in range(4):
         waiting = await settled(arcadia, created["id"])
         assert waiting["currentJob"]["status"] == "WAITING_FOR_INPUT", attempt
+        assert waiting["statusDetail"] == "DATA_EXTRACTION_IN_PROGRESS"
+        asked.add(waiting["currentJob"]["mfa"]["id"])
         assert (await submit_otp(arcadia, waiting, f"wrong-{attempt}")).status_code == 200
-    failed = await settled(arcadia, created["id"])
-    assert (failed["status"], failed["statusDetail"]) == (
+    assert len(asked) == 4
+    again = await settled(arcadia, created["id"])
+    assert (await submit_otp(arcadia, again, "correct")).status_code == 200
+    linked = await settled(arcadia, created["id"])
+    assert linked["statusDetail"] == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
+    assert linked["currentJob"]["id"] == created["currentJob"]["id"]
+
+
+# ---------------------------------------------------------------------- a new job, same credential
+
+
+async def test_updating_the_login_starts_a_new_job_on_the_same_credential(
+    arcadia: httpx.AsyncClient,
+) -> None:
+    created = await new_credential(arcadia, "user_mfa")
+    waiting = await settled(arcadia, created["id"])
+    assert (await submit_otp(arcadia, waiting, "correct")).status_code == 200
+    linked = await settled(arcadia, created["id"])
+    assert linked["statusDetail"] == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
+
+    expired = await arcadia.post(f"/_sandbox/credentials/{created['id']}/mfa-token-expired")
+    assert expired.status_code == 200
+    needs_mfa = (await arcadia.get(f"/plug/credentials/{created['id']}")).json()
+    assert_seed_shape(needs_mfa)
+    assert (needs_mfa["status"], needs_mfa["statusDetail"]) == (
         "CONNECTION_FAILURE",
-        "MULTI_FACTOR_AUTHENTICATION_FAILURE",
+        "MULTI_FACTOR_AUTHENTICATION_REFRESH_REQUIRED",
     )
-    assert failed["currentJob"] == {
-        "id": created["currentJob"]["id"],
-        "status": "FAILED",
-        "mfa": None,
-    }
+    assert needs_mfa["isCustomerActionRequired"] is True
+
+    updated = await arcadia.patch(
+        f"/plug/credentials/{created['id']}",
+        json={"username": "user_mfa", "password": "pass_good"},
+    )
+    assert updated.status_code == 200, updated.text
+    assert_seed_shape(updated.json())
+    assert updated.json()["id"] == created["id"]
+    assert updated.json()["statusDetail"] == "DATA_EXTRACTION_IN_PROGRESS"
+    new_job = updated.json()["currentJob"]
+    assert new_job["status"] == "RUNNING"
+    assert new_job["id"] != created["currentJob"]["id"]
+
+    handshake = await settled(arcadia, created["id"])
+    assert handshake["currentJob"]["id"] == new_job["id"]
+    assert handshake["currentJob"]["mfa"]["type"] == "ONE_TIME_PASSCODE"
+    assert (await submit_otp(arcadia, handshake, "correct")).status_code == 200
+    relinked = await settled(arcadia, created["id"])
+    assert relinked["statusDetail"] == "LOGIN_AND_DATA_DISCOVERY_SUCCESS"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({}, 400), ({"password": ""}, 400), ({"username": 7}, 400)],
+    ids=["nothing", "empty-password", "username-not-a-string"],
+)
+async def test_update_credential_refusals(
+    arcadia: httpx.AsyncClient, body: dict[str, Any], status: int
+) -> None:
+    created = await new_credential(arcadia, "user_good")
+    response = await arcadia.patch(f"/plug/credentials/{created['id']}", json=body)
+    assert response.status_code == status
+    assert (await arcadia.patch("/plug/credentials/cred_nope", json={"a": 1})).status_code == 404
+
+
+async def test_only_a_connected_credential_has_an_mfa_token_to_expire(
+    arcadia: httpx.AsyncClient,
+) -> None:
+    created = await new_credential(arcadia, "user_bad")
+    await settled(arcadia, created["id"])
+    hook = f"/_sandbox/credentials/{created['id']}/mfa-token-expired"
+    assert (await arcadia.post(hook)).status_code == 409
+    assert (
+        await arcadia.post("/_sandbox/credentials/cred_nope/mfa-token-expired")
+    ).status_code == (404)
 
 
 # ---------------------------------------------------------------------- accounts and disabling
@@ -487,6 +647,10 @@ async def test_accounts_only_once_connected_then_disabled(arcadia: httpx.AsyncCl
     disabled = await arcadia.post(f"/plug/credentials/{created['id']}/disable")
     assert disabled.status_code == 200
     assert disabled.json()["isActive"] is False
+    assert (disabled.json()["status"], disabled.json()["statusDetail"]) == (
+        "CONNECTION_FAILURE",
+        "CONNECTION_DEACTIVATED",
+    )
     after = (await arcadia.get("/plug/accounts", params=search | {"size": 10})).json()
     assert [a["isActive"] for a in after["content"]] == [False, False]
     assert (await arcadia.post(f"/plug/credentials/{created['id']}/disable")).status_code == 200
@@ -524,9 +688,10 @@ async def test_latency_expiry_and_idempotency_keys_in_process() -> None:
         assert waiting["currentJob"]["mfa"]["type"] == "ONE_TIME_PASSCODE"
 
         body = {"jobId": waiting["currentJob"]["id"], "oneTimePasscode": "nope"}
-        answered = await arcadia.post(f"{path}/otp", json=body, headers={"Idempotency-Key": "a-1"})
+        otp, key = f"{path}/oneTimePasscode", {"Idempotency-Key": "a-1"}
+        answered = await arcadia.put(otp, json=body, headers=key)
         assert answered.status_code == 200
-        retried = await arcadia.post(f"{path}/otp", json=body, headers={"Idempotency-Key": "a-1"})
+        retried = await arcadia.put(otp, json=body, headers=key)
         assert retried.status_code == 409
         assert sandbox.duplicate_requests == 1
         assert sandbox.ledger.keys_of(created["id"]) == {"login-1": 1, "a-1": 2}
@@ -564,7 +729,7 @@ async def test_the_mfa_window_can_be_shortened_and_a_late_answer_is_refused() ->
 
         clock.now += 5
         body = {"jobId": waiting["currentJob"]["id"], "oneTimePasscode": "correct"}
-        late = await arcadia.post(f"{path}/otp", json=body)
+        late = await arcadia.put(f"{path}/oneTimePasscode", json=body)
         assert late.status_code == 409
         assert late.json()["error"] == "conflict"
         ended = (await arcadia.get(path)).json()

@@ -1,12 +1,14 @@
-"""The MX sandbox's raw HTTP answers, field by field against MX's MFA guide.
+"""The MX sandbox's raw HTTP answers, field by field against MX's MFA guide and API reference.
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
 the sandbox says what MX's documentation says, so that agreement means something. The guide's
-examples are read from tests/fixtures/documents/mx_handling_mfa.txt.
+examples are read from tests/fixtures/documents/mx_handling_mfa.txt, and the reference's field
+names and words from tests/fixtures/documents/mx_platform_api_reference.txt.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,15 +16,32 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.mx import CREDENTIAL_FIELDS, MX_ACCEPT, MxSandbox, create_sandbox
+from sandbox.mx import (
+    CREDENTIAL_FIELDS,
+    IMAGE_DATA,
+    IMAGE_OPTIONS,
+    MX_ACCEPT,
+    OPTIONS,
+    TEXT,
+    TOKEN,
+    MxSandbox,
+    create_sandbox,
+)
 from tests.fixtures.documents import read_document
 from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
 
 MX_GUIDE = read_document("mx_handling_mfa.txt")
+MX_REFERENCE = read_document("mx_platform_api_reference.txt")
 SEED_MEMBER: dict[str, Any] = MX_GUIDE.json("challenged status example")["member"]
 # The member fields of the guide's CHALLENGED status example, exactly.
 SEED_STATUS_FIELDS = set(SEED_MEMBER)
 SEED_CHALLENGE_FIELDS = set(SEED_MEMBER["challenges"][0])
+# The fields of the reference's challenge, option and picture option.
+CHALLENGE_FIELDS = set(MX_REFERENCE.json("ChallengeResponse example"))
+OPTION_FIELDS = set(MX_REFERENCE.json("OptionResponse example"))
+IMAGE_OPTION_FIELDS = set(MX_REFERENCE.json("ImageOptionResponse example"))
+CHALLENGE_TYPES = MX_REFERENCE.words("challenge types")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 AUTH = ("sandbox-client-id", "sandbox-api-key")
 USERNAME_GUID, PASSWORD_GUID = (str(field["guid"]) for field in CREDENTIAL_FIELDS)
 
@@ -62,12 +81,15 @@ async def new_member(
     return user, response.json()["member"]["guid"]
 
 
+def settled(member: dict[str, Any]) -> bool:
+    """Whether MX has stopped working on the member, or asks the user: as MX's widget reads it."""
+    return member["connection_status"] == "CHALLENGED" or member["is_being_aggregated"] is False
+
+
 async def settled_status(mx: httpx.AsyncClient, user: str, member: str) -> dict[str, Any]:
     """The member's status once its job in progress has resolved."""
     body = await read_until(
-        mx,
-        f"/users/{user}/members/{member}/status",
-        lambda body: body["member"]["connection_status"] not in ("CREATED", "RESUMED"),
+        mx, f"/users/{user}/members/{member}/status", lambda body: settled(body["member"])
     )
     status: dict[str, Any] = body["member"]
     return status
@@ -228,8 +250,9 @@ async def test_challenged_status_matches_the_seed(mx: httpx.AsyncClient) -> None
     assert challenge["field_name"] is None
     assert challenge["guid"].startswith("CRD-")
     assert challenge["label"] == "What city were you born in?"
-    assert challenge["type"] == 0
-    assert type(challenge["type"]) is int
+    # The guide's example numbers the type (0); MX's reference names it, and the sandbox does too.
+    assert SEED_MEMBER["challenges"][0]["type"] == 0
+    assert challenge["type"] == "TEXT"
 
     listed = (await mx.get(f"/users/{user}/members/{member}/challenges")).json()
     assert listed["challenges"] == [challenge]
@@ -292,6 +315,7 @@ async def test_wrong_answers_get_new_challenges_then_rejected(mx: httpx.AsyncCli
 
     [challenge] = status["challenges"]
     await resume(mx, user, member, [{"guid": challenge["guid"], "value": "Tallahassee"}])
+    # The third wrong answer in a row: REJECTED, and MX stops aggregating.
     rejected = await settled_status(mx, user, member)
     assert rejected["connection_status"] == "REJECTED"
     assert rejected["is_being_aggregated"] is False
@@ -302,24 +326,27 @@ async def test_wrong_answers_get_new_challenges_then_rejected(mx: httpx.AsyncCli
 async def test_otp_choose_phone_then_code(mx: httpx.AsyncClient) -> None:
     user, member = await new_member(mx, "user_otp")
     [choice] = (await settled_status(mx, user, member))["challenges"]
-    assert choice["type"] == 1
+    assert choice["type"] == "OPTIONS"
+    assert set(choice) == SEED_CHALLENGE_FIELDS | {"options"}
     assert choice["label"] == "Where should we text your one-time code?"
-    assert choice["options"] == [
-        {"label": "(***) ***-4321", "value": "phone-4321"},
-        {"label": "(***) ***-8765", "value": "phone-8765"},
+    assert all(set(option) == OPTION_FIELDS for option in choice["options"])
+    assert all(option["guid"].startswith("CRD-") for option in choice["options"])
+    assert [(o["label"], o["value"]) for o in choice["options"]] == [
+        ("(***) ***-4321", "phone-4321"),
+        ("(***) ***-8765", "phone-8765"),
     ]
 
     # A value that was not offered is a wrong answer: the same question comes back.
     await resume(mx, user, member, [{"guid": choice["guid"], "value": "phone-0000"}])
     [again] = (await settled_status(mx, user, member))["challenges"]
-    assert again["type"] == 1
+    assert again["type"] == "OPTIONS"
     assert again["guid"] != choice["guid"]
 
     await resume(mx, user, member, [{"guid": again["guid"], "value": "phone-8765"}])
     [code] = (await settled_status(mx, user, member))["challenges"]
-    assert code["type"] == 2
+    assert code["type"] == "TOKEN"
     assert code["label"] == "Enter the code we texted to (***) ***-8765"
-    assert "options" not in code
+    assert set(code) == SEED_CHALLENGE_FIELDS
 
     await resume(mx, user, member, [{"guid": code["guid"], "value": "correct"}])
     assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
@@ -468,3 +495,171 @@ def test_the_guide_is_what_the_sandbox_follows() -> None:
     assert {"field_name", "guid", "label", "type"} == SEED_CHALLENGE_FIELDS
     assert "/resume" in MX_GUIDE["resume request"]
     assert "use correct as the value" in MX_GUIDE["test answer"]
+
+
+def test_the_sandbox_names_every_challenge_type_the_reference_names() -> None:
+    assert [TEXT, OPTIONS, TOKEN, IMAGE_DATA, IMAGE_OPTIONS] == CHALLENGE_TYPES
+    assert {"field_name", "guid", "label", "type"} <= CHALLENGE_FIELDS
+    assert {"image_data", "image_options", "options"} <= CHALLENGE_FIELDS
+
+
+async def test_user_image_chooses_among_pictures_in_image_options(mx: httpx.AsyncClient) -> None:
+    user, member = await new_member(mx, "user_image")
+    [choice] = (await settled_status(mx, user, member))["challenges"]
+    assert choice["type"] == "IMAGE_OPTIONS"
+    assert set(choice) == SEED_CHALLENGE_FIELDS | {"image_options"}
+    pictures = choice["image_options"]
+    assert len(pictures) == 3
+    for picture in pictures:
+        assert set(picture) == IMAGE_OPTION_FIELDS
+        assert picture["guid"].startswith("CRD-")
+        prefix, _, encoded = picture["data_uri"].partition(",")
+        assert prefix == "data:image/png;base64"
+        assert base64.b64decode(encoded, validate=True).startswith(PNG_SIGNATURE)
+    assert len({picture["value"] for picture in pictures}) == 3
+
+    # A value no picture has is a wrong answer: the same question, new guids.
+    await resume(mx, user, member, [{"guid": choice["guid"], "value": "image-purple"}])
+    [again] = (await settled_status(mx, user, member))["challenges"]
+    assert (again["type"], again["label"]) == ("IMAGE_OPTIONS", choice["label"])
+    assert again["guid"] != choice["guid"]
+    # Any offered picture is right, answered by its value.
+    chosen = again["image_options"][2]["value"]
+    await resume(mx, user, member, [{"guid": again["guid"], "value": chosen}])
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+async def test_user_image_data_names_what_a_bare_base64_picture_shows(
+    mx: httpx.AsyncClient,
+) -> None:
+    user, member = await new_member(mx, "user_image_data")
+    [question] = (await settled_status(mx, user, member))["challenges"]
+    assert question["type"] == "IMAGE_DATA"
+    assert set(question) == SEED_CHALLENGE_FIELDS | {"image_data"}
+    assert not question["image_data"].startswith("data:")
+    assert base64.b64decode(question["image_data"], validate=True).startswith(PNG_SIGNATURE)
+
+    await resume(mx, user, member, [{"guid": question["guid"], "value": "correct"}])
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+async def test_challenges_are_no_content_unless_the_member_is_challenged(
+    mx: httpx.AsyncClient,
+) -> None:
+    user, member = await new_member(mx, "user_good")
+    await settled_status(mx, user, member)
+    listed = await mx.get(f"/users/{user}/members/{member}/challenges")
+    assert listed.status_code == 204
+    assert listed.content == b""
+
+
+async def test_a_wrong_answer_is_rejected_while_mx_goes_on_then_asked_again() -> None:
+    clock = FakeClock()
+    sandbox = MxSandbox(latency_seconds=1, clock=clock)
+    async with in_process_client(sandbox, {"Accept": MX_ACCEPT}, AUTH) as mx:
+        user, member = await new_member(mx, "user_mfa")
+        status_path = f"/users/{user}/members/{member}/status"
+        clock.now += 1
+        [first] = (await mx.get(status_path)).json()["member"]["challenges"]
+        await resume(mx, user, member, [{"guid": first["guid"], "value": "Chicago"}])
+        clock.now += 1
+        rejected = (await mx.get(status_path)).json()["member"]
+        assert rejected["connection_status"] == "REJECTED"
+        assert rejected["is_being_aggregated"] is True
+        assert "challenges" not in rejected
+        clock.now += 1
+        asked = (await mx.get(status_path)).json()["member"]
+    assert asked["connection_status"] == "CHALLENGED"
+    [again] = asked["challenges"]
+    assert (again["label"], again["type"]) == (first["label"], first["type"])
+    assert again["guid"] != first["guid"]
+
+
+async def test_three_credential_failures_in_a_row_prevent_the_member(
+    mx: httpx.AsyncClient,
+) -> None:
+    user, member = await new_member(mx, "user_good", "nope")
+    assert (await settled_status(mx, user, member))["connection_status"] == "DENIED"
+    path = f"/users/{user}/members/{member}"
+    wrong = {"member": {"credentials": [{"guid": PASSWORD_GUID, "value": "still-wrong"}]}}
+    updated = await mx.put(path, json=wrong)
+    # MX's "Update member" answers 200 OK.
+    assert updated.status_code == 200
+    assert updated.json()["member"]["connection_status"] == "UPDATED"
+    assert (await settled_status(mx, user, member))["connection_status"] == "DENIED"
+    await mx.put(path, json=wrong)
+    prevented = await settled_status(mx, user, member)
+    assert prevented["connection_status"] == "PREVENTED"
+    assert prevented["is_being_aggregated"] is False
+
+    # MX aggregates it no more until its credentials are entered again.
+    refreshed = await mx.post(f"{path}/aggregate")
+    assert refreshed.status_code == 202
+    assert refreshed.json()["member"]["connection_status"] == "PREVENTED"
+    assert refreshed.json()["member"]["is_being_aggregated"] is False
+    right = {"member": {"credentials": [{"guid": PASSWORD_GUID, "value": "pass_good"}]}}
+    await mx.put(path, json=right)
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+async def bank_event(mx: httpx.AsyncClient, username: str, event: str) -> None:
+    response = await mx.post("/_sandbox/bank-events", json={"username": username, "event": event})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_paused_member_is_disabled_still_connected_with_its_accounts(
+    mx: httpx.AsyncClient,
+) -> None:
+    username = f"user_good+{time.time_ns()}"
+    user, member = await new_member(mx, username)
+    path = f"/users/{user}/members/{member}"
+    connected = await settled_status(mx, user, member)
+    await bank_event(mx, username, "paused")
+    assert (await mx.post(f"{path}/aggregate")).status_code == 202
+    disabled = await settled_status(mx, user, member)
+    assert disabled["connection_status"] == "DISABLED"
+    assert disabled["successfully_aggregated_at"] == connected["successfully_aggregated_at"]
+    assert len((await mx.get(f"{path}/accounts")).json()["accounts"]) == 2
+
+    await mx.post(f"{path}/aggregate")
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        ("credentials_incomplete", "IMPAIRED"),
+        ("imported", "IMPORTED"),
+        ("credentials_removed", None),
+    ],
+)
+async def test_a_member_without_its_credentials_waits_for_them(
+    mx: httpx.AsyncClient, event: str, status: str | None
+) -> None:
+    username = f"user_good+{time.time_ns()}"
+    user, member = await new_member(mx, username)
+    path = f"/users/{user}/members/{member}"
+    await settled_status(mx, user, member)
+    await bank_event(mx, username, event)
+    await mx.post(f"{path}/aggregate")
+    waiting = await settled_status(mx, user, member)
+    # A member without credentials says null, as MX's table has it, not nothing.
+    assert "connection_status" in waiting
+    assert waiting["connection_status"] == status
+    await mx.post(f"{path}/aggregate")
+    assert (await settled_status(mx, user, member))["connection_status"] == status
+
+    credentials = [
+        {"guid": USERNAME_GUID, "value": username},
+        {"guid": PASSWORD_GUID, "value": "pass_good"},
+    ]
+    await mx.put(path, json={"member": {"credentials": credentials}})
+    assert (await settled_status(mx, user, member))["connection_status"] == "CONNECTED"
+
+
+async def test_an_unknown_bank_event_is_refused(mx: httpx.AsyncClient) -> None:
+    refused = await mx.post(
+        "/_sandbox/bank-events", json={"username": "user_good", "event": "meteor"}
+    )
+    assert refused.status_code == 400
+    assert "paused" in refused.json()["error"]["message"]

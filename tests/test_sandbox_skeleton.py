@@ -95,6 +95,6 @@ async def test_a_refusal_reaches_the_client_in_the_providers_own_shape() -> None
         transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
     ) as client:
         teal = await client.get("/teal/accounts/nope", headers={"X-API-KEY": "k"})
-        unbill = await client.get("/unbill/auth/nope", headers={"Authorization": "Bearer k"})
+        unbill = await client.delete("/unbill/auth/nope", headers={"Authorization": "Bearer k"})
     assert (teal.status_code, teal.json()["error"]["code"]) == (404, "NOT_FOUND")
     assert (unbill.status_code, set(unbill.json())) == (404, {"message"})

@@ -2,7 +2,9 @@
 
 The adapter's contract tests only prove that the adapter and the sandbox agree; these prove that
 the sandbox says what Unbill's documentation says, so that agreement means something. The page's
-JSON examples are read from tests/fixtures/documents/unbill_auth_object.txt.
+JSON examples are read from tests/fixtures/documents/unbill_auth_object.txt. Auths are read as
+Unbill documents it, from the client's list (`GET /auth/list/{clientId}`, "List all auths" in its
+reference): the sandbox, like Unbill, has no route that reads one auth.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import pytest
 
 from sandbox.unbill import PROMPT_APPROVAL_PERIODS, UnbillSandbox
 from tests.fixtures.documents import read_document
-from tests.fixtures.sandbox import FakeClock, in_process_client, read_until
+from tests.fixtures.sandbox import FakeClock, in_process_client
 
 UNBILL_PAGE = read_document("unbill_auth_object.txt")
 HEADERS = {"Authorization": "Bearer sandbox-api-key"}
 COMPANY_ID = "579b695decea110719b1874d"
+# The client each auth made here belongs to: an auth is read from its client's list.
+CLIENT_OF: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ async def new_auth(
     client_id: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "clientId": client_id or await new_client(unbill),
+        "userId": client_id or await new_client(unbill),
         "companyId": COMPANY_ID,
         "form": {"username": username, "password": password},
     }
@@ -70,14 +74,33 @@ async def new_auth(
     assert response.status_code == 200, response.text
     auth: dict[str, Any] = response.json()
     assert auth["status"] == {"type": "pending"}
+    CLIENT_OF[auth["_id"]] = body["userId"]
+    return auth
+
+
+async def read_auth(unbill: httpx.AsyncClient, auth_id: str) -> dict[str, Any] | None:
+    """The auth as its client's list shows it; None once it is gone from the list."""
+    listed = await unbill.get(f"/auth/list/{CLIENT_OF[auth_id]}")
+    assert listed.status_code == 200, listed.text
+    assert set(listed.json()) == {"data"}
+    found = [auth for auth in listed.json()["data"] if auth["_id"] == auth_id]
+    return found[0] if found else None
+
+
+async def read(unbill: httpx.AsyncClient, auth_id: str) -> dict[str, Any]:
+    auth = await read_auth(unbill, auth_id)
+    assert auth is not None, auth_id
     return auth
 
 
 async def settled(unbill: httpx.AsyncClient, auth_id: str) -> dict[str, Any]:
     """The auth once its sign-in in progress has resolved."""
-    return await read_until(
-        unbill, f"/auth/{auth_id}", lambda auth: auth["status"]["type"] != "pending"
-    )
+    for _ in range(200):
+        auth = await read(unbill, auth_id)
+        if auth["status"]["type"] != "pending":
+            return auth
+        await asyncio.sleep(0.02)
+    pytest.fail(f"auth {auth_id} stayed pending")
 
 
 async def answer(
@@ -103,7 +126,7 @@ async def test_every_request_needs_a_bearer_token(
         for method, path in [
             ("POST", "/client"),
             ("POST", "/auth"),
-            ("GET", "/auth/579b695decfa11012711875d"),
+            ("GET", "/auth/list/579b695decfa11012711875d"),
             ("GET", "/bill/list/579b695decfa11012711875d"),
         ]:
             response = await client.request(method, path, json={})
@@ -161,7 +184,7 @@ async def test_mfa_required_questions_match_the_seed(
     )
     assert answered.status_code == 200
     assert answered.json() == {"success": True}
-    assert (await unbill.get(f"/auth/{auth['_id']}")).json()["status"] == {"type": "pending"}
+    assert (await read(unbill, auth["_id"]))["status"] == {"type": "pending"}
     assert (await settled(unbill, auth["_id"]))["status"] == {"type": "verified"}
 
 
@@ -184,7 +207,7 @@ async def test_answers_must_cover_the_round_exactly(unbill: httpx.AsyncClient) -
     malformed = await unbill.post(f"/auth/{auth['_id']}/answer-questions", json={"answers": "x"})
     assert malformed.status_code == 400
     # Still the same round.
-    again = (await unbill.get(f"/auth/{auth['_id']}")).json()
+    again = await read(unbill, auth["_id"])
     assert again["mfa"] == auth["mfa"]
 
 
@@ -226,7 +249,7 @@ async def test_prompt_round_is_approved_by_the_sandbox(unbill: httpx.AsyncClient
     refused = await answer(unbill, auth["_id"], [{"answer": "", "identifier": item["identifier"]}])
     assert refused.status_code == 409
     for _ in range(200):
-        auth = (await unbill.get(f"/auth/{auth['_id']}")).json()
+        auth = await read(unbill, auth["_id"])
         if auth["status"]["type"] != "mfa-required":
             break
         assert auth["mfa"]["mfa"] == [item]
@@ -287,6 +310,31 @@ async def test_seed_test_hooks(
             assert auth["reason"]["code"] == "account_issue_accept_toc"
 
 
+@pytest.mark.parametrize("status", ["on-fire", "", "mfa-required-email", 7, None], ids=repr)
+async def test_a_test_auth_is_verified_unless_another_valid_status_is_entered(
+    unbill: httpx.AsyncClient, status: object
+) -> None:
+    """The seed: verified "as long as no other valid auth status is entered"."""
+    client_id = await new_client(unbill)
+    body = {
+        "userId": client_id,
+        "companyId": COMPANY_ID,
+        # Credentials that would fail, and the test status decides anyway.
+        "form": {"username": "user_bad", "password": "not-the-password"},
+        "status": status,
+    }
+    created = await unbill.post("/auth", json=body)
+    assert created.status_code == 200, created.text
+    CLIENT_OF[created.json()["_id"]] = client_id
+    assert (await settled(unbill, created.json()["_id"]))["status"] == {"type": "verified"}
+
+
+async def test_there_is_no_route_that_reads_one_auth(unbill: httpx.AsyncClient) -> None:
+    auth = await new_auth(unbill, "user_good")
+    assert (await unbill.get(f"/auth/{auth['_id']}")).status_code == 405
+    assert (await read(unbill, auth["_id"]))["_id"] == auth["_id"]
+
+
 async def test_unsupported_method(unbill: httpx.AsyncClient) -> None:
     auth = await settled(unbill, (await new_auth(unbill, "user_unsupported"))["_id"])
     assert auth["status"] == {"type": "mfa-required"}
@@ -297,10 +345,12 @@ async def test_create_auth_refusals(unbill: httpx.AsyncClient) -> None:
     client_id = await new_client(unbill)
     form = {"username": "user_good", "password": "pass_good"}
     cases = [
-        ({"clientId": "nobody", "companyId": COMPANY_ID, "form": form}, 404),
-        ({"clientId": client_id, "companyId": "nocompany", "form": form}, 404),
-        ({"clientId": client_id, "companyId": COMPANY_ID, "form": {"username": "a"}}, 400),
-        ({"clientId": client_id, "companyId": COMPANY_ID}, 400),
+        ({"userId": "nobody", "companyId": COMPANY_ID, "form": form}, 404),
+        # The older reference names the client `userId`; `clientId` is no field of its.
+        ({"clientId": client_id, "companyId": COMPANY_ID, "form": form}, 404),
+        ({"userId": client_id, "companyId": "nocompany", "form": form}, 404),
+        ({"userId": client_id, "companyId": COMPANY_ID, "form": {"username": "a"}}, 400),
+        ({"userId": client_id, "companyId": COMPANY_ID}, 400),
     ]
     for body, status in cases:
         response = await unbill.post("/auth", json=body)
@@ -352,7 +402,7 @@ async def test_delete_auth(unbill: httpx.AsyncClient) -> None:
     assert deleted.status_code == 200
     assert deleted.json() == {"success": True}
     assert (await unbill.delete(f"/auth/{auth['_id']}")).status_code == 404
-    assert (await unbill.get(f"/auth/{auth['_id']}")).status_code == 404
+    assert await read_auth(unbill, auth["_id"]) is None
     # Deleting an auth deletes its items.
     assert (await unbill.get(f"/bill/list/{client_id}")).json() == {"data": []}
 
@@ -363,18 +413,19 @@ async def test_latency_prompt_approval_and_idempotency_keys_in_process() -> None
     async with in_process_client(sandbox, HEADERS) as unbill:
         client_id = await new_client(unbill)
         body = {
-            "clientId": client_id,
+            "userId": client_id,
             "companyId": COMPANY_ID,
             "form": {"username": "user_mfa", "password": "pass_good"},
         }
         created = await unbill.post("/auth", json=body, headers={"Idempotency-Key": "login-1"})
         auth_id = created.json()["_id"]
+        CLIENT_OF[auth_id] = client_id
         path = f"/auth/{auth_id}"
 
         clock.now += 4.9
-        assert (await unbill.get(path)).json()["status"] == {"type": "pending"}
+        assert (await read(unbill, auth_id))["status"] == {"type": "pending"}
         clock.now += 0.2
-        challenged = (await unbill.get(path)).json()
+        challenged = await read(unbill, auth_id)
         assert challenged["status"] == {"type": "mfa-required"}
 
         answers = [
@@ -401,12 +452,13 @@ async def test_latency_prompt_approval_and_idempotency_keys_in_process() -> None
         # PROMPT_APPROVAL_PERIODS latency periods, however late the next read comes.
         body["form"] = {"username": "mfa-required-prompt", "password": "pass_good"}
         prompt_id = (await unbill.post("/auth", json=body)).json()["_id"]
+        CLIENT_OF[prompt_id] = client_id
         clock.now += 60
-        assert (await unbill.get(f"/auth/{prompt_id}")).json()["mfa"]["method"] == "prompt"
+        assert (await read(unbill, prompt_id))["mfa"]["method"] == "prompt"
         clock.now += PROMPT_APPROVAL_PERIODS * 5 - 0.1
-        assert (await unbill.get(f"/auth/{prompt_id}")).json()["status"]["type"] == "mfa-required"
+        assert (await read(unbill, prompt_id))["status"]["type"] == "mfa-required"
         clock.now += 0.2
-        assert (await unbill.get(f"/auth/{prompt_id}")).json()["status"] == {"type": "verified"}
+        assert (await read(unbill, prompt_id))["status"] == {"type": "verified"}
 
     assert sandbox.ledger.keys_of(auth_id) == {"login-1": 1, "answer-1": 2}
     assert sandbox.ledger.first_object == {"login-1": auth_id, "answer-1": auth_id}

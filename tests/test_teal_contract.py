@@ -1,19 +1,24 @@
 """What only Teal does, against the Teal sandbox over real HTTP, and its parsing.
 
 The shared test users' stories are asserted for every provider in
-`tests/test_provider_contracts.py`; here are Teal's own: the opaque `user_id` linkflow chooses,
-its date-then-code one-time-code story, its answer that names no round, its error code, and the
-optional `x-teal-authorisation-id`. The unit tests at the end read every status word through
-`state_from_account` without HTTP.
+`tests/test_provider_contracts.py`; here are Teal's own: the `user_id` Teal makes when linkflow
+creates its user, the user's authorisation that every account call is made under (recorded,
+named, and resolved again on a later login), an OAuth payroll provider's `authorization_url` as a
+`redirect` challenge, its date-then-code one-time-code story, its answer that names no round and
+its error code. The unit tests at the end read every status word, and Teal's documented example
+account, through `state_from_account` without HTTP.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
 from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason, LinkRequest, Provider
 from providers.base import (
@@ -24,12 +29,31 @@ from providers.base import (
     ProviderUnavailable,
 )
 from providers.status import StatusMeaning
-from providers.teal import TealAdapter, state_from_account
+from providers.teal import AUTHORIZATION_URL, TealAdapter, state_from_account
+from sandbox.teal import TealSandbox
 from tests.fixtures.links import link_request as any_link_request
 from tests.fixtures.links import new_key, send, settle, start
 
 STATUS_MEANINGS = TealAdapter.STATUSES.meanings
-SESSION = {"user_id": "app-user-1", "account_id": "95a0e70b-fe02-4f47-aef9-2efff279df71"}
+SESSION = {
+    "user_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    "authorisation_id": "7f3b8c2a-1d4e-5f6g-7h8i-9j0k1l2m3n4o",
+    "account_id": "95a0e70b-fe02-4f47-aef9-2efff279df71",
+}
+# "Create an account" (docs.goteal.co/api-reference/accounts/create): its example answer for a
+# payroll provider using OAuth2, as the fields and values the page shows.
+DOCUMENTED_OAUTH_ACCOUNT: dict[str, Any] = {
+    "account_id": "95a0e70b-fe02-4f47-aef9-2efff279df71",
+    "payroll_provider": "quickbooks",
+    "user_name": "john.smith@company.com",
+    "status": "PENDING",
+    "created_at": "2019-05-17T00:00:00.000Z",
+    "mfa_enabled": True,
+    "latest_pay_date": "2019-05-17T00:00:00.000Z",
+    "authorization_url": "https://provider/authenticate?redirect_url=https://api.teal.com/auth"
+    "&state=state&scope=read",
+    "mfa_method": {"type": "Code", "source": "AUTHENTICATOR_APP"},
+}
 
 
 @pytest.fixture
@@ -56,17 +80,123 @@ async def answer(adapter: TealAdapter, state: ProviderState, value: str) -> Prov
     return await settle(adapter, sent)
 
 
-async def test_teals_user_id_is_opaque_and_the_same_on_every_login_of_a_link(
-    adapter: TealAdapter,
+async def test_teals_user_id_is_teals_and_holds_nothing_of_the_app_user(
+    adapter: TealAdapter, sandbox_url: str
 ) -> None:
     request = link_request("user_good")
     first = await adapter.login("link-42", request, idempotency_key=new_key())
-    again = await adapter.login("link-42", request, idempotency_key=new_key())
     other = await adapter.login("link-43", request, idempotency_key=new_key())
+    assert set(first.session) == {"user_id", "authorisation_id", "account_id"}
     user_id = first.session["user_id"]
-    assert user_id == again.session["user_id"] != other.session["user_id"]
-    assert request.user_ref not in user_id
     uuid.UUID(user_id)
+    assert user_id != other.session["user_id"]
+    async with httpx.AsyncClient(
+        base_url=f"{sandbox_url}/teal", headers={"X-API-KEY": "sandbox-api-key"}
+    ) as teal:
+        user = (await teal.get(f"/users/{user_id}")).json()
+        listed = await teal.get("/authorisations", params={"user_id": user_id})
+    # Teal made the id; what linkflow told Teal about the user is opaque.
+    assert user["user_id"] == user_id
+    for told in (user["name"], user["email"]):
+        assert request.user_ref not in told
+        assert "user_good" not in told
+    [authorisation] = listed.json()["authorisations"]
+    assert authorisation["id"] == first.session["authorisation_id"]
+    assert (authorisation["status"], authorisation["is_valid"]) == ("active", True)
+    assert (await settle(adapter, first)).outcome is Outcome.LINKED
+
+
+async def test_the_end_users_ip_goes_with_their_authorisation(
+    adapter: TealAdapter, sandbox_url: str
+) -> None:
+    end_user_ip = ipaddress.ip_address("203.0.113.9")
+    request = link_request("user_good").model_copy(update={"end_user_ip": end_user_ip})
+    state = await adapter.login("link-ip", request, idempotency_key=new_key())
+    async with httpx.AsyncClient(
+        base_url=f"{sandbox_url}/teal", headers={"X-API-KEY": "sandbox-api-key"}
+    ) as teal:
+        listed = await teal.get("/authorisations", params={"user_id": state.session["user_id"]})
+    assert listed.json()["authorisations"][0]["ip_address"] == "203.0.113.9"
+
+
+async def test_an_oauth_payroll_provider_is_a_redirect_challenge(
+    adapter: TealAdapter,
+) -> None:
+    state = await start(adapter, "user_redirect")
+    assert (state.outcome, state.raw_status) == (Outcome.CHALLENGED, "PENDING")
+    [redirect] = state.challenges
+    assert redirect.kind is ChallengeKind.REDIRECT
+    assert not redirect.kind.needs_answer
+    assert redirect.url is not None
+    assert "/teal/_sandbox/oauth/authorize?" in redirect.url
+    assert redirect.options == []
+    # Read again while the user has not logged in there: the same challenge.
+    again = await adapter.poll(state.session)
+    assert [c.id for c in again.challenges] == [redirect.id]
+    assert again.challenges[0].url == redirect.url
+
+    async with httpx.AsyncClient() as browser:
+        assert (await browser.get(redirect.url)).status_code == 200
+    linked = await settle(adapter, await adapter.poll(state.session))
+    assert (linked.outcome, linked.raw_status) == (Outcome.LINKED, "ACTIVE")
+    assert len(await adapter.fetch_accounts(linked.session)) == 2
+
+
+@pytest.fixture
+async def in_process() -> AsyncIterator[tuple[TealSandbox, TealAdapter]]:
+    sandbox = TealSandbox(latency_seconds=0)
+    adapter = TealAdapter(
+        "http://sandbox/teal",
+        "sandbox-api-key",
+        authorisation_id=str(uuid.uuid4()),
+        transport=httpx.ASGITransport(app=Starlette(routes=[sandbox.mount()])),
+    )
+    yield sandbox, adapter
+    await adapter.aclose()
+
+
+async def test_every_account_call_names_the_users_own_authorisation(
+    in_process: tuple[TealSandbox, TealAdapter],
+) -> None:
+    """Not a configured one: an authorisation is one user's."""
+    sandbox, adapter = in_process
+    state = await adapter.login("link-1", link_request("user_mfa"), idempotency_key="login-1")
+    challenged = await adapter.poll(state.session)
+    await send(adapter, challenged, "correct")
+    linked = await adapter.poll(challenged.session)
+    assert linked.outcome is Outcome.LINKED
+    account = sandbox.accounts[linked.session["account_id"]]
+    # The account's creation and the MFA answer, each under the user's own authorisation.
+    assert account.authorisation_ids == [linked.session["authorisation_id"]] * 2
+    assert list(sandbox.users) == [linked.session["user_id"]]
+    assert list(sandbox.authorisations) == [linked.session["authorisation_id"]]
+
+
+async def test_a_later_login_reuses_the_user_and_resolves_a_valid_authorisation(
+    in_process: tuple[TealSandbox, TealAdapter],
+) -> None:
+    sandbox, adapter = in_process
+    request = link_request("user_good")
+    first = await adapter.login("link-1", request, idempotency_key="login-1")
+    again = await adapter.reauthenticate(
+        "link-1", request, first.session, idempotency_key="login-2"
+    )
+    assert again.session["user_id"] == first.session["user_id"]
+    assert again.session["authorisation_id"] == first.session["authorisation_id"]
+    assert again.session["account_id"] != first.session["account_id"]
+    # The old account is gone; one user, one authorisation.
+    assert list(sandbox.accounts) == [again.session["account_id"]]
+    assert len(sandbox.users) == len(sandbox.authorisations) == 1
+
+    # The user withdrew that authorisation: the next login records their acceptance again.
+    sandbox.authorisations[again.session["authorisation_id"]].status = "revoked"
+    third = await adapter.reauthenticate(
+        "link-1", request, again.session, idempotency_key="login-3"
+    )
+    assert third.session["user_id"] == first.session["user_id"]
+    assert third.session["authorisation_id"] != again.session["authorisation_id"]
+    assert len(sandbox.users) == 1
+    assert (await adapter.poll(third.session)).outcome is Outcome.LINKED
 
 
 async def test_user_otp_gives_a_date_then_a_code(adapter: TealAdapter) -> None:
@@ -127,21 +257,6 @@ async def test_a_refusal_keeps_teals_code_and_never_its_sentence(sandbox_url: st
     assert "API key" not in str(refused.value)
 
 
-async def test_authorisation_id_is_sent_when_configured(sandbox_url: str) -> None:
-    good = TealAdapter(f"{sandbox_url}/teal", "sandbox-api-key", authorisation_id=str(uuid.uuid4()))
-    bad = TealAdapter(f"{sandbox_url}/teal", "sandbox-api-key", authorisation_id="not-a-uuid")
-    try:
-        state = await login(good, "user_good")
-        assert (await settle(good, state)).outcome is Outcome.LINKED
-        # The sandbox validates the header, so a malformed one proves it is sent.
-        with pytest.raises(ProviderRejectedRequest) as refused:
-            await bad.login("link-1", link_request("user_good"), idempotency_key=new_key())
-        assert refused.value.status_code == 400
-    finally:
-        await good.aclose()
-        await bad.aclose()
-
-
 # ---------------------------------------------------------------- parsing, no HTTP
 
 
@@ -167,7 +282,29 @@ def test_the_adapters_tables() -> None:
         "Code": ChallengeKind.CODE,
         "Date": ChallengeKind.TEXT,
         "PasswordCharacters": ChallengeKind.SECRET,
+        "authorization_url": ChallengeKind.REDIRECT,
     }
+
+
+def test_teals_documented_oauth_account_is_a_redirect_to_its_url() -> None:
+    state = state_from_account(DOCUMENTED_OAUTH_ACCOUNT, SESSION)
+    assert (state.outcome, state.raw_status) == (Outcome.CHALLENGED, "PENDING")
+    [redirect] = state.challenges
+    assert redirect.kind is ChallengeKind.REDIRECT
+    assert redirect.url == DOCUMENTED_OAUTH_ACCOUNT[AUTHORIZATION_URL]
+    assert state.session == SESSION
+    # The same URL is the same challenge; a new URL a new one.
+    same = state_from_account(dict(DOCUMENTED_OAUTH_ACCOUNT), SESSION)
+    assert same.challenges[0].id == redirect.id
+    moved = DOCUMENTED_OAUTH_ACCOUNT | {AUTHORIZATION_URL: "https://provider/other"}
+    assert state_from_account(moved, SESSION).challenges[0].id != redirect.id
+
+
+def test_an_authorization_url_beside_a_final_or_linked_word_is_not_asked() -> None:
+    url = {AUTHORIZATION_URL: DOCUMENTED_OAUTH_ACCOUNT[AUTHORIZATION_URL]}
+    assert state_from_account(account("ACTIVE", **url), SESSION).challenges == []
+    with pytest.raises(LinkFailure):
+        state_from_account(account("INVALID", **url), SESSION)
 
 
 @pytest.mark.parametrize("word", sorted(STATUS_MEANINGS))

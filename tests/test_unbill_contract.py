@@ -1,10 +1,12 @@
 """What only Unbill does, against the Unbill sandbox over real HTTP, and its parsing.
 
 The shared test users' stories are asserted for every provider in
-`tests/test_provider_contracts.py`; here are Unbill's own: its seed's test hooks (by username or
-by the create request's `status`), a hold lifted with `fix-hold`, a prompt approved on the
-user's device, its client kept across links, and its refusal of a replaced round. The unit tests
-at the end read every status word through `state_from_auth` without HTTP.
+`tests/test_provider_contracts.py`; here are Unbill's own: auths read only the documented way
+(the client's `GET /auth/list/{clientId}`), its seed's test hooks (by username or by the create
+request's `status`, which makes a `verified` auth unless it names another valid status), a hold
+lifted with `fix-hold`, a prompt approved on the user's device, its client kept across links, and
+its refusal of a replaced round. The unit tests at the end read every status word through
+`state_from_auth`, and the documented list reply through the adapter, without HTTP.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
+from starlette.applications import Starlette
 
 from linkflow.config import ProviderSettings
 from linkflow.models import ChallengeAnswer, ChallengeKind, LinkReason, LinkRequest, Provider
@@ -33,9 +37,12 @@ from providers.unbill import (
     UnbillAdapter,
     state_from_auth,
 )
+from sandbox.unbill import UnbillSandbox
+from tests.fixtures.documents import read_document
 from tests.fixtures.links import link_request as any_link_request
 from tests.fixtures.links import new_key, settle
 
+UNBILL_PAGE = read_document("unbill_auth_object.txt")
 STATUS_MEANINGS = UnbillAdapter.STATUSES.meanings
 SEED_QUESTIONS = ["What city did you grow up in?", "What is your favorite food?"]
 SESSION = {"client_id": "c" * 24, "auth_id": "a" * 24, "company_id": DEFAULT_COMPANY_ID}
@@ -262,9 +269,66 @@ async def test_hook_username_needs_the_good_password(adapter: UnbillAdapter) -> 
     assert failure.value.reason is LinkReason.INVALID_CREDENTIALS
 
 
-async def test_unknown_test_status_is_ignored(adapter: UnbillAdapter) -> None:
-    state = await login(adapter, "user_good", test_status="on-fire")
+@pytest.mark.parametrize("username", ["user_good", "user_bad"])
+async def test_a_test_status_that_is_no_valid_status_is_verified(
+    adapter: UnbillAdapter, username: str
+) -> None:
+    """The seed: verified "as long as no other valid auth status is entered"."""
+    state = await login(adapter, username, "any-password", test_status="on-fire")
     await assert_linked_with_one_bill(adapter, await settle(adapter, state))
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The in-process sandbox's transport, noting each request's method and path."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._inner = httpx.ASGITransport(app=app)
+        self.calls: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append((request.method, request.url.path))
+        return await self._inner.handle_async_request(request)
+
+
+async def test_auths_are_created_and_read_only_by_unbills_routes() -> None:
+    sandbox = UnbillSandbox(latency_seconds=0)
+    transport = RecordingTransport(Starlette(routes=[sandbox.mount()]))
+    adapter = UnbillAdapter("http://sandbox/unbill", "sandbox-api-key", transport=transport)
+    try:
+        state = await adapter.login("link-1", link_request("user_mfa"), idempotency_key="login-1")
+        challenged = await adapter.poll(state.session)
+        answers = [
+            ChallengeAnswer(challenge_id=c.id, value=SecretStr("correct"))
+            for c in challenged.challenges
+        ]
+        await adapter.answer(
+            challenged.session, challenged.challenges, answers, idempotency_key="answer-1"
+        )
+        linked = await adapter.poll(challenged.session)
+        assert linked.outcome is Outcome.LINKED
+        await adapter.fetch_accounts(linked.session)
+        await adapter.revoke(linked.session)
+    finally:
+        await adapter.aclose()
+    client, auth = linked.session["client_id"], linked.session["auth_id"]
+    documented = {
+        ("POST", "/unbill/client"),
+        ("GET", f"/unbill/auth/list/{client}"),
+        ("POST", f"/unbill/auth/{auth}/answer-questions"),
+        ("GET", f"/unbill/bill/list/{client}"),
+        ("DELETE", f"/unbill/auth/{auth}"),
+    }
+    # Besides the documented routes, only the creation, which is a marked assumption.
+    assert set(transport.calls) - documented == {("POST", "/unbill/auth")}
+    assert ("GET", f"/unbill/auth/{auth}") not in transport.calls
+
+
+async def test_a_gone_auth_reads_as_not_found(adapter: UnbillAdapter) -> None:
+    linked = await settle(adapter, await login(adapter, "user_good"))
+    await adapter.revoke(linked.session)
+    with pytest.raises(ProviderRejectedRequest) as gone:
+        await adapter.poll(linked.session)
+    assert gone.value.status_code == 404
 
 
 async def test_same_user_ref_twice_reuses_the_client(adapter: UnbillAdapter) -> None:
@@ -283,6 +347,64 @@ async def test_same_user_ref_twice_reuses_the_client(adapter: UnbillAdapter) -> 
 
 
 # ---------------------------------------------------------------------- parsing, no HTTP
+
+
+def unbill_answering(
+    created: dict[str, Any], listed: list[list[dict[str, Any]]]
+) -> httpx.MockTransport:
+    """An Unbill whose create answer is `created` and whose auth lists are `listed`, in turn."""
+    lists = iter(listed)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/client":
+            return httpx.Response(200, json={"clientId": SESSION["client_id"]})
+        if request.url.path == "/auth":
+            return httpx.Response(201, json=created)
+        if request.url.path == f"/auth/list/{SESSION['client_id']}":
+            return httpx.Response(200, json={"data": next(lists)})
+        return httpx.Response(404, json={"message": "Not found."})
+
+    return httpx.MockTransport(handler)
+
+
+async def log_in_to(transport: httpx.MockTransport) -> ProviderState:
+    adapter = UnbillAdapter("http://unbill.test", "key", transport=transport)
+    try:
+        return await adapter.login("link-1", link_request("user_good"), idempotency_key="k")
+    finally:
+        await adapter.aclose()
+
+
+async def test_the_documented_list_reply_is_read_for_the_new_auth() -> None:
+    """ "List all auths" answers `{"data": [auth objects]}`: here, the seed's auth object."""
+    documented = UNBILL_PAGE.json("auth object")
+    other = documented | {"_id": "b" * 24, "status": {"type": "authenticate"}}
+    # The create answer says the auth's `_id` (an assumption): that auth is the one read.
+    state = await log_in_to(
+        unbill_answering({"_id": documented["_id"]}, [[other], [other, documented]])
+    )
+    assert (state.outcome, state.raw_status) == (Outcome.LINKED, "verified")
+    assert state.session == {
+        "client_id": SESSION["client_id"],
+        "auth_id": documented["_id"],
+        "company_id": documented["company"]["_id"],
+    }
+
+
+async def test_a_create_answer_in_the_older_shape_still_finds_the_new_auth() -> None:
+    """The older reference answered `POST /auth` with a bill, not the auth: the new auth is the
+    one at the company the list did not hold before."""
+    documented = UNBILL_PAGE.json("auth object")
+    older = {"_id": "b" * 24, "status": {"type": "verified"}, "company": documented["company"]}
+    state = await log_in_to(
+        unbill_answering({"bill": {"balance": 100}}, [[older], [older, documented]])
+    )
+    assert state.session["auth_id"] == documented["_id"]
+
+
+async def test_a_create_the_list_does_not_show_is_passing_trouble() -> None:
+    with pytest.raises(ProviderUnavailable):
+        await log_in_to(unbill_answering({"_id": "c" * 24}, [[], []]))
 
 
 def auth_body(status: str, **extra: Any) -> dict[str, Any]:

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         CarriedLink,
         Challenge,
         ChallengeAnswer,
+        ChallengeKind,
         LinkReason,
         LinkRequest,
         LinkSnapshot,
@@ -668,8 +669,8 @@ class AccountLinkWorkflow:
         try:
             if name != ANSWER_MFA_SIGNAL:
                 raise MalformedMessage(
-                    f"The link takes no signal named {quote(name)}; answers go by"
-                    f" {ANSWER_MFA_SIGNAL!r}."
+                    f"The link takes no signal by that name ({len(name)} characters); answers"
+                    f" go by {ANSWER_MFA_SIGNAL!r}."
                 )
             submission = read_only_payload(payloads, MfaSubmission, "answer_mfa signal")
             self._check(submission)
@@ -765,7 +766,11 @@ class AccountLinkWorkflow:
             )
 
     def _check(self, submission: MfaSubmission) -> None:
-        """Refuse, with a sentence a person understands, any answer the round cannot take."""
+        """Refuse, with a sentence a person understands, any answer the round cannot take.
+
+        Only ids the provider issued are quoted back: an id the link does not know may be
+        anything a careless client put there, its user's password included.
+        """
         if not submission.answers:
             raise ValueError("The submission has no answers.")
         seen: set[str] = set()
@@ -773,7 +778,7 @@ class AccountLinkWorkflow:
             challenge_id = answer.challenge_id
             if challenge_id in seen:
                 raise ValueError(
-                    f"Challenge {quote(challenge_id)} is answered twice in one submission."
+                    f"Challenge {self._named(challenge_id)} is answered twice in one submission."
                 )
             seen.add(challenge_id)
             value = answer.value.get_secret_value().strip()
@@ -792,11 +797,18 @@ class AccountLinkWorkflow:
                         f"No MFA challenge is pending for this link (status {self._link.status})."
                     )
                 pending = ", ".join(quote(pending_id) for pending_id in self._pending)
-                raise ValueError(f"Unknown challenge {quote(challenge_id)}; pending: {pending}.")
-            if not challenge.kind.needs_answer:
                 raise ValueError(
-                    f"Challenge {quote(challenge_id)} is approved on the user's device;"
-                    " it takes no answer."
+                    f"Unknown challenge (an id of {len(challenge_id)} characters that is not"
+                    f" pending); pending: {pending}."
+                )
+            if not challenge.kind.needs_answer:
+                where = (
+                    "at the provider's page it links to"
+                    if challenge.kind is ChallengeKind.REDIRECT
+                    else "on the user's device"
+                )
+                raise ValueError(
+                    f"Challenge {quote(challenge_id)} is completed {where}; it takes no answer."
                 )
             if not value:
                 raise ValueError(f"The answer to challenge {quote(challenge_id)} is empty.")
@@ -810,6 +822,12 @@ class AccountLinkWorkflow:
                     f"The answer to challenge {quote(challenge_id)} is not one of its options:"
                     f" {', '.join(challenge.option_values())}."
                 )
+
+    def _named(self, challenge_id: str) -> str:
+        known = challenge_id in self._pending or challenge_id in self._accepted
+        return (
+            quote(challenge_id) if known else f"(an unknown id of {len(challenge_id)} characters)"
+        )
 
     def _accept(self, submission: MfaSubmission) -> int:
         """Record checked answers; returns the latest round they belong to."""
