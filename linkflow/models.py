@@ -151,8 +151,12 @@ class Credentials(BaseModel):
 
 class LinkOptions(BaseModel):
     mfa_timeout_seconds: int = Field(default=DEFAULT_MFA_TIMEOUT_SECONDS, ge=5, le=86_400)
-    institution_code: IdStr | None = Field(
-        default=None, description="The provider's institution, where it has several (MX)."
+    institution_code: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")] | None
+    ) = Field(
+        default=None,
+        description="The provider's institution, where it has several (MX): an id, which goes"
+        " into the provider's URLs, so letters, digits, '_', '.', ':' and '-' only.",
     )
     refresh_interval_seconds: int = Field(
         default=DEFAULT_REFRESH_INTERVAL_SECONDS,

@@ -243,6 +243,10 @@ MALFORMED_STARTS: dict[str, list[Any]] = {
         good_start_json() | {"options": {"webhook_url": "https://u:p@example.com/hook"}}
     ],
     "an MFA window of a year": [good_start_json() | {"options": {"mfa_timeout_seconds": 3e7}}],
+    # It goes into the provider's URLs (found by the API's schemathesis run).
+    "an institution code that is not an id": [
+        good_start_json() | {"options": {"institution_code": "mx\nbank/../x"}}
+    ],
 }
 
 
