@@ -5,13 +5,16 @@
 
 Only the standard library is used here: this file runs before anything is installed. It makes
 `.venv/`, installs the project with its test extras when `pyproject.toml` changed since the last
-install, then hands over to the venv's Python.
+install, then hands over to the venv's Python. For the browser tests, `test` (and `setup`) also
+installs Debian's `chromium` when it is missing and this user may run apt-get; Playwright drives
+that browser, and `playwright install` (which downloads a browser of its own) is never run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -43,6 +46,39 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_LOG = VENV / "chromium-install.log"
+
+
+def ensure_browser() -> None:
+    """Debian's chromium for the browser tests (tests/test_browser.py), installed when missing.
+
+    Only root can install it here (as CI does); anyone else is told the one command to run, and
+    the browser tests say they were skipped for want of it.
+    """
+    if CHROMIUM.exists():
+        return
+    apt_get = shutil.which("apt-get")
+    if apt_get is None or os.geteuid() != 0:
+        print(
+            f"The browser tests need Debian's chromium at {CHROMIUM}:"
+            " `sudo apt-get install chromium` (they are skipped without it).",
+            file=sys.stderr,
+        )
+        return
+    print("Installing chromium for the browser tests ...", flush=True)
+    environment = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    with CHROMIUM_LOG.open("w") as log:
+        for step in (
+            [apt_get, "update", "-qq"],
+            [apt_get, "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        ):
+            finished = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT, env=environment)
+            if finished.returncode:
+                print(CHROMIUM_LOG.read_text()[-4000:], file=sys.stderr)
+                raise subprocess.CalledProcessError(1, " ".join(step[1:]))
+
+
 def run(command: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
@@ -72,6 +108,12 @@ def main() -> int:
     except subprocess.CalledProcessError as error:
         print(f"Setting up .venv failed ({error}); see {INSTALL_LOG}.", file=sys.stderr)
         return 1
+    if command in {"test", "setup"}:
+        try:
+            ensure_browser()
+        except subprocess.CalledProcessError as error:
+            print(f"Installing chromium failed ({error}); see {CHROMIUM_LOG}.", file=sys.stderr)
+            return 1
     if command == "setup":
         return 0
     if command == "test":

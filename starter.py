@@ -469,6 +469,22 @@ async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
     with running_stack(ports, args.state_dir) as stack:
         terminal.say(f"Temporal Web: {ports.ui_url}   (logs in {stack.log_dir})")
         os.environ.update(stack.client_env())
+        # A fresh link session from the API, so the user can link in a browser as well.
+        import httpx
+
+        async with httpx.AsyncClient(base_url=ports.api_url, timeout=30) as api:
+            session = await api.post(
+                "/v1/link-sessions",
+                headers={"Authorization": f"Bearer {stack.api_key()}"},
+                json={"provider": args.provider, "user_ref": "demo-browser-user"},
+            )
+        if session.status_code == 201:
+            terminal.say(
+                "Link in your browser (the same test users; the page is valid for 30 minutes):"
+                f"\nconnect_url: {session.json()['connect_url']}"
+            )
+        else:
+            terminal.say(f"The API gave no link session (HTTP {session.status_code}); see its log.")
         terminal.say(
             f"Linking the {args.provider} sandbox's test user {args.username!r} (password"
             " pass_good). Its right answer to every question is `correct`; any offered option"

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import re
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -27,15 +29,17 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from linkflow.lookup import UserRefLookup
 from linkflow.models import (
     Credentials,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
     MfaSubmission,
+    Provider,
     RelinkRequest,
 )
-from linkflow.temporal import connect
+from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF, connect
 from linkflow.webhook_policy import WebhookPolicy, WebhookUrlRefused, check_webhook_url
 from workflows.account_link import ANSWER_MFA_SIGNAL, SETTLED_UPDATE, WORKFLOW_TYPE
 
@@ -64,20 +68,47 @@ def new_link_id() -> str:
     return f"link-{uuid.uuid4()}"
 
 
+class LinkSummary(BaseModel):
+    """One link as visibility lists it: no snapshot, no personal data."""
+
+    link_id: str
+    provider: Provider | None = None
+    status: LinkStatus | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+# Which refusal each update raises: answers are refused as answers.
+UPDATE_REFUSALS: dict[str, type[LinkRefused]] = {
+    "submit_mfa": AnswerRefused,
+    "reauthenticate": LinkRefused,
+    "update_credentials": LinkRefused,
+    "resolve_hold": LinkRefused,
+    "unlink": LinkRefused,
+}
+
+
 class LinkClient:
     def __init__(
-        self, client: Client, task_queue: str, webhook_policy: WebhookPolicy | None = None
+        self,
+        client: Client,
+        task_queue: str,
+        webhook_policy: WebhookPolicy | None = None,
+        *,
+        user_refs: UserRefLookup | None = None,
     ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._webhook_policy = webhook_policy or WebhookPolicy.from_env()
+        # With a lookup key, every link started here is listable by its user_ref.
+        self._user_refs = user_refs
 
     @classmethod
     async def connect(cls) -> LinkClient:
         from linkflow.config import TemporalSettings
 
         settings = TemporalSettings.from_env()
-        return cls(await connect(settings), settings.task_queue)
+        return cls(await connect(settings), settings.task_queue, user_refs=UserRefLookup.from_env())
 
     @property
     def temporal(self) -> Client:
@@ -95,6 +126,7 @@ class LinkClient:
         """
         link_id = link_id or new_link_id()
         self._check_start(request, link_id)
+        request = self._indexed(request)
         # A link that ran before and has ended is still that link: REJECT_DUPLICATE refuses a
         # second run and the caller gets the existing id back.
         with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -116,8 +148,16 @@ class LinkClient:
         snapshot that asks the user or rests: the first challenge or the result, in one round
         trip (update-with-start), with no polling.
         """
+        return await self.start_and_wait_once(request, link_id)
+
+    async def start_and_wait_once(
+        self, request: LinkRequest, link_id: str | None = None, *, update_id: str | None = None
+    ) -> tuple[str, LinkSnapshot]:
+        """`start_and_wait`, with the id of the update that waits: the same `link_id` and
+        `update_id` again (a retried request) get the first answer back, not a newer one."""
         link_id = link_id or new_link_id()
         self._check_start(request, link_id)
+        request = self._indexed(request)
         start: WithStartWorkflowOperation[Any, LinkSnapshot] = WithStartWorkflowOperation(
             WORKFLOW_TYPE,
             args=[request],
@@ -129,7 +169,10 @@ class LinkClient:
         )
         try:
             snapshot: LinkSnapshot = await self._client.execute_update_with_start_workflow(
-                SETTLED_UPDATE, start_workflow_operation=start, result_type=LinkSnapshot
+                SETTLED_UPDATE,
+                start_workflow_operation=start,
+                id=update_id,
+                result_type=LinkSnapshot,
             )
         except WorkflowAlreadyStartedError:
             # The link ran before and has ended: it is still that link. The start operation
@@ -138,6 +181,13 @@ class LinkClient:
                 await start.workflow_handle()
             return link_id, await self.snapshot(link_id)
         return link_id, snapshot
+
+    def _indexed(self, request: LinkRequest) -> LinkRequest:
+        if self._user_refs is None or request.user_ref_key is not None:
+            return request
+        return request.model_copy(
+            update={"user_ref_key": self._user_refs.key_for(request.user_ref)}
+        )
 
     def _check_start(self, request: LinkRequest, link_id: str) -> None:
         if not LINK_ID_PATTERN.fullmatch(link_id):
@@ -189,14 +239,30 @@ class LinkClient:
         """Revoke the link at the provider and end it UNLINKED."""
         return await self._update(link_id, "unlink", None, LinkRefused)
 
+    async def run_update(
+        self, link_id: str, name: str, arg: BaseModel | None = None, *, update_id: str | None = None
+    ) -> LinkSnapshot:
+        """Send the update `name` (one of `UPDATE_REFUSALS`) with `update_id`: within one run the
+        link acts on an id once, and the same id again returns that first outcome."""
+        refused = UPDATE_REFUSALS.get(name)
+        if refused is None:
+            raise ValueError(f"The link takes no update named {name!r}.")
+        return await self._update(link_id, name, arg, refused, update_id=update_id)
+
     async def _update(
-        self, link_id: str, name: str, arg: object, refused: type[LinkRefused]
+        self,
+        link_id: str,
+        name: str,
+        arg: object,
+        refused: type[LinkRefused],
+        *,
+        update_id: str | None = None,
     ) -> LinkSnapshot:
         handle = self._handle(link_id)
         args = [] if arg is None else [arg]
         try:
             snapshot: LinkSnapshot = await handle.execute_update(
-                name, args=args, result_type=LinkSnapshot
+                name, args=args, id=update_id, result_type=LinkSnapshot
             )
             return snapshot
         except WorkflowUpdateFailedError as error:
@@ -227,6 +293,55 @@ class LinkClient:
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise refused(f"Link {link_id} has ended; it takes no more answers or updates.")
 
+    async def user_ref_key(self, link_id: str) -> str | None:
+        """The keyed user_ref hash the link publishes (None before its first step, or never)."""
+        try:
+            description = await self._handle(link_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise LinkNotFound(link_id) from error
+            raise
+        return description.typed_search_attributes.get(LINK_USER_REF)
+
+    async def list_links(
+        self,
+        *,
+        user_ref_keys: Sequence[str] | None = None,
+        status: LinkStatus | None = None,
+        provider: Provider | None = None,
+        limit: int = 50,
+    ) -> list[LinkSummary]:
+        """Links as visibility has them, newest first: by user_ref hash, status and provider.
+
+        Each run of a link that continued as new is listed once, as its current run.
+        """
+        clauses = [f'WorkflowType = "{WORKFLOW_TYPE}"', 'ExecutionStatus != "ContinuedAsNew"']
+        if user_ref_keys is not None:
+            keys = [key for key in user_ref_keys if re.fullmatch(r"[0-9a-f]{16,64}", key)]
+            if not keys:
+                return []
+            clauses.append(f"{LINK_USER_REF.name} IN ({', '.join(map(_quoted, keys))})")
+        if status is not None:
+            clauses.append(f"{LINK_STATUS.name} = {_quoted(status.value)}")
+        if provider is not None:
+            clauses.append(f"{LINK_PROVIDER.name} = {_quoted(provider.value)}")
+        summaries: list[LinkSummary] = []
+        async for execution in self._client.list_workflows(
+            " AND ".join(clauses), limit=limit, page_size=min(limit, 1000)
+        ):
+            attributes = execution.typed_search_attributes
+            raw_status, raw_provider = attributes.get(LINK_STATUS), attributes.get(LINK_PROVIDER)
+            summaries.append(
+                LinkSummary(
+                    link_id=execution.id,
+                    provider=Provider(raw_provider) if raw_provider in _PROVIDERS else None,
+                    status=LinkStatus(raw_status) if raw_status in _STATUSES else None,
+                    started_at=execution.start_time,
+                    closed_at=execution.close_time,
+                )
+            )
+        return summaries
+
     async def settled(
         self, link_id: str, *, within: timedelta = timedelta(minutes=10)
     ) -> LinkSnapshot:
@@ -255,3 +370,12 @@ class LinkClient:
                 if snapshot.status in statuses or snapshot.status.is_final:
                     return snapshot
                 await asyncio.sleep(poll_interval)
+
+
+_PROVIDERS = {provider.value for provider in Provider}
+_STATUSES = {status.value for status in LinkStatus}
+
+
+def _quoted(value: str) -> str:
+    """A visibility query string literal; callers pass only enum values and hex hashes."""
+    return '"' + value.replace("\\", "").replace('"', "") + '"'

@@ -1,14 +1,15 @@
-"""The local dev stack: Temporal's dev server, the provider sandbox, the codec server and a worker.
+"""The local dev stack: Temporal's dev server, the provider sandbox, the API and a worker.
 
 `starter.py demo` and the end-to-end tests start the same processes the same way. Each child runs
 in its own session so that the terminal's Ctrl-C reaches only the parent, which then stops the
 children in reverse order (SIGTERM, then SIGKILL after a grace period) and leaves nothing listening.
 
 On its first run the stack writes its secrets under `<state dir>/keys/` (git-ignored, 0600): the
-payload codec's key, the webhook signing secret and a token for the codec server. Later runs reuse
-them, so links from an earlier run stay readable. The dev server starts with the same server
-limits as compose (linkflow/temporal.py) and with Temporal Web pointed at the codec server, so its
-pages show decrypted, masked payloads with no set-up.
+payload codec's key, the webhook signing secret, a token for the codec server, and the HTTP API's
+key (`api.keys`), link-token secret and user_ref lookup key. Later runs reuse them, so links from
+an earlier run stay readable. The dev server starts with the same server limits as compose
+(linkflow/temporal.py) and with Temporal Web pointed at the API's codec routes, so its pages show
+decrypted, masked payloads with no set-up.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ STATE_DIR = PROJECT_ROOT / ".linkflow"
 CODEC_TOKENS_VARIABLE = "LINKFLOW_CODEC_TOKENS"
 CODEC_TOKENS_FILE_VARIABLE = "LINKFLOW_CODEC_TOKENS_FILE"
 CODEC_ORIGINS_VARIABLE = "LINKFLOW_CODEC_CORS_ORIGINS"
+# The HTTP API's settings (api/settings.py, linkflow/lookup.py), named here so that this module
+# needs nothing from the api package.
+API_KEYS_VARIABLE = "LINKFLOW_API_KEYS"
+API_KEYS_FILE_VARIABLE = "LINKFLOW_API_KEYS_FILE"
+LINK_TOKEN_SECRETS_VARIABLE = "LINKFLOW_LINK_TOKEN_SECRETS"
+LINK_TOKEN_SECRETS_FILE_VARIABLE = "LINKFLOW_LINK_TOKEN_SECRETS_FILE"
+LOOKUP_KEY_VARIABLE = "LINKFLOW_LOOKUP_KEY"
+LOOKUP_KEY_FILE_VARIABLE = "LINKFLOW_LOOKUP_KEY_FILE"
+PUBLIC_URL_VARIABLE = "LINKFLOW_PUBLIC_URL"
 
 
 class StackError(RuntimeError):
@@ -110,6 +120,22 @@ class DevStack:
     def codec_tokens_file(self) -> Path:
         return self.keys_dir / "codec.tokens"
 
+    @property
+    def api_keys_file(self) -> Path:
+        return self.keys_dir / "api.keys"
+
+    @property
+    def link_token_secrets_file(self) -> Path:
+        return self.keys_dir / "link-token.secrets"
+
+    @property
+    def lookup_key_file(self) -> Path:
+        return self.keys_dir / "lookup.key"
+
+    def api_key(self) -> str:
+        """The API key the stack's API accepts, for a caller in this process."""
+        return self.api_keys_file.read_text().split()[0]
+
     def env(self) -> dict[str, str]:
         """The environment that points linkflow's processes at this stack."""
         return (
@@ -121,6 +147,11 @@ class DevStack:
                 CODEC_TOKENS_VARIABLE: "",
                 CODEC_TOKENS_FILE_VARIABLE: str(self.codec_tokens_file),
                 CODEC_ORIGINS_VARIABLE: ",".join(self.ports.ui_origins),
+                API_KEYS_VARIABLE: "",
+                API_KEYS_FILE_VARIABLE: str(self.api_keys_file),
+                LINK_TOKEN_SECRETS_VARIABLE: "",
+                LINK_TOKEN_SECRETS_FILE_VARIABLE: str(self.link_token_secrets_file),
+                PUBLIC_URL_VARIABLE: self.ports.api_url,
             }
         )
 
@@ -139,6 +170,9 @@ class DevStack:
             KEY_FILE_VARIABLE: str(self.codec_key_file),
             WEBHOOK_SECRETS_VARIABLE: "",
             WEBHOOK_SECRETS_FILE_VARIABLE: str(self.webhook_secrets_file),
+            # Links started by a client are indexed under the key the stack's API lists them by.
+            LOOKUP_KEY_VARIABLE: "",
+            LOOKUP_KEY_FILE_VARIABLE: str(self.lookup_key_file),
         }
 
     def codec_cli_env(self) -> dict[str, str]:
@@ -159,10 +193,17 @@ class DevStack:
         os.chmod(self.keys_dir, 0o700)
         if not self.codec_key_file.exists():
             write_new_key_file(self.codec_key_file)
-        for path in (self.webhook_secrets_file, self.codec_tokens_file):
+        generated = (
+            self.webhook_secrets_file,
+            self.codec_tokens_file,
+            self.api_keys_file,
+            self.link_token_secrets_file,
+            self.lookup_key_file,
+        )
+        for path in generated:
             if not path.exists():
                 write_private_file(path, secrets.token_urlsafe(36) + "\n")
-        for path in (self.codec_key_file, self.webhook_secrets_file, self.codec_tokens_file):
+        for path in (self.codec_key_file, *generated):
             os.chmod(path, 0o600)
 
     def start(self, *, worker: bool = True) -> None:
