@@ -230,6 +230,10 @@ class Challenge(BaseModel):
         description="Where a `redirect` challenge sends the user (the provider's own login page).",
     )
     deadline: datetime | None = None
+    after_rejected_answer: bool = Field(
+        default=False,
+        description="The provider asks this again because it rejected the answer just sent.",
+    )
 
     def option_values(self) -> list[str]:
         return [option.value for option in self.options]
@@ -302,6 +306,10 @@ class LinkSnapshot(BaseModel):
     pending_challenges: list[Challenge] = Field(default_factory=list)
     accounts: list[Account] = Field(default_factory=list)
     attempts: LinkAttempts = Field(default_factory=LinkAttempts)
+    last_answer_rejected: bool = Field(
+        default=False,
+        description="The provider rejected the last answers sent, and asks again.",
+    )
     last_refusal: str | None = Field(
         default=None,
         description="Why the last signal was refused, if it was (ids in it are truncated).",

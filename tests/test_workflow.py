@@ -133,6 +133,7 @@ async def test_two_rounds_phone_then_code(dev_env: WorkflowEnvironment, run_work
         assert after_phone.status is LinkStatus.MFA_REQUIRED
         [code] = after_phone.pending_challenges
         assert code.kind is ChallengeKind.CODE
+        assert not after_phone.last_answer_rejected, "the next question is not a rejection"
         assert code.id != phone.id
         assert phone.options[0].label[-4:] in code.prompt
 
@@ -166,12 +167,18 @@ async def test_wrong_answer_then_the_right_one(
         [second] = retry.pending_challenges
         assert second.id != first.id
         assert second.prompt == first.prompt
+        # The snapshot says plainly that the provider rejected the answer, for every UI.
+        assert not waiting.last_answer_rejected
+        assert not first.after_rejected_answer
+        assert retry.last_answer_rejected
+        assert second.after_rejected_answer
 
         with pytest.raises(AnswerRefused, match="already answered"):
             await links.submit_mfa(waiting.link_id, answer(first.id, "correct"))
 
         result = await links.submit_mfa(waiting.link_id, answer(second.id, "correct"))
         assert result.status is LinkStatus.CONNECTED
+        assert not result.last_answer_rejected
         assert result.attempts.mfa_rounds == 2
         await record_history(links.temporal.get_workflow_handle(waiting.link_id), "mx_wrong_answer")
 

@@ -225,6 +225,7 @@ class AccountLinkWorkflow:
         self._round = 0
         self._settled_round = 0
         self._provider_sets_deadline = False
+        self._just_answered: list[Challenge] = []
         self._ended = False
 
     # ---------------------------------------------------------------- the run
@@ -304,6 +305,7 @@ class AccountLinkWorkflow:
                 state = await self._await_approval(state.challenges)
             elif state.outcome is Outcome.CHALLENGED:
                 challenges, answers = await self._mfa_round(state.challenges)
+                self._just_answered = challenges
                 self._set_status(LinkStatus.CONNECTING)
                 state = await self._provider_call(
                     ProviderActivities.provider_answer,
@@ -324,6 +326,7 @@ class AccountLinkWorkflow:
                 )
                 self._link.accounts = result.accounts
                 self._link.provider_trouble = None
+                self._link.last_answer_rejected = False
                 now = workflow.now()
                 self._link.last_refreshed_at = now
                 self._link.next_refresh_at = now + self._refresh_interval
@@ -383,7 +386,22 @@ class AccountLinkWorkflow:
         self._provider_sets_deadline = deadline < links_deadline
         self._round += 1
         self._link.attempts.mfa_rounds += 1
-        self._pending = {c.id: c.model_copy(update={"deadline": deadline}) for c in challenges}
+        # A question asked again right after its answer went in means the provider rejected it
+        # (every provider here answers a wrong answer so); the snapshot says so, for every UI.
+        asked_again = {(c.kind, c.prompt) for c in self._just_answered}
+        self._just_answered = []
+        self._pending = {
+            c.id: c.model_copy(
+                update={
+                    "deadline": deadline,
+                    "after_rejected_answer": (c.kind, c.prompt) in asked_again,
+                }
+            )
+            for c in challenges
+        }
+        self._link.last_answer_rejected = any(
+            c.after_rejected_answer for c in self._pending.values()
+        )
         self._answers = {}
         self._set_status(LinkStatus.MFA_REQUIRED)
         # The round before this one is fully processed: whoever answered it gets this snapshot.

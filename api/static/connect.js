@@ -450,13 +450,15 @@
     }
   }
 
-  /** Challenges the provider asked again after an answer: the answer was rejected. */
+  /** Challenges the provider asked again after an answer: the answer was rejected. The link
+   * says so itself (`after_rejected_answer`); the prompts remembered here also cover a page that
+   * answered from another tab. */
   function rejectedChallengeIds(snapshot) {
     const answered = rememberedAnswers();
     const rejected = new Set();
     for (const challenge of snapshot.pending_challenges) {
       const again = answered.some((previous) => previous.prompt === challenge.prompt && previous.id !== challenge.id);
-      if (again) rejected.add(challenge.id);
+      if (challenge.after_rejected_answer || again) rejected.add(challenge.id);
     }
     return rejected;
   }
