@@ -160,6 +160,8 @@ def describe(snapshot: LinkSnapshot) -> str:
             f"  {account.balance} {account.currency or ''}".rstrip() if account.balance else ""
         )
         lines.append(f"  account {account.name}{mask} [{account.kind}]{balance}")
+    if snapshot.last_answer_rejected:
+        lines.append("  the provider did not accept the last answer and asks again")
     if snapshot.last_refusal:
         lines.append(f"  last signalled answer refused: {snapshot.last_refusal}")
     return "\n".join(lines)
@@ -295,6 +297,8 @@ async def answer_one_round(
 ) -> LinkSnapshot:
     pending = snapshot.pending_challenges
     deadline = min((c.deadline for c in pending if c.deadline), default=None)
+    if snapshot.last_answer_rejected and not as_json:
+        terminal.say("\nThe provider did not accept that answer; it asks again.")
     if deadline and not as_json:
         terminal.say(f"\nThe provider asks (answer by {deadline:%H:%M:%S} UTC):")
     if not any(challenge.kind.needs_answer for challenge in pending):

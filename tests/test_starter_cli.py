@@ -458,3 +458,23 @@ def test_a_missing_argument_is_one_line_and_exit_1(no_stack: DevStack) -> None:
 
     line = assert_one_clean_line(run, 1)
     assert "the following arguments are required: link_id" in line
+
+
+def test_a_rejected_answer_is_said_plainly_in_the_snapshot_description() -> None:
+    from datetime import UTC, datetime
+
+    from linkflow.models import LinkSnapshot, LinkStatus
+    from starter import describe
+
+    now = datetime.now(UTC)
+    rejected = LinkSnapshot(
+        link_id="link-1",
+        status=LinkStatus.MFA_REQUIRED,
+        started_at=now,
+        updated_at=now,
+        last_answer_rejected=True,
+    )
+    assert "did not accept the last answer" in describe(rejected)
+    assert "did not accept" not in describe(
+        rejected.model_copy(update={"last_answer_rejected": False})
+    )
