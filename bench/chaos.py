@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from linkflow.client import LinkClient, LinkRefused  # noqa: E402
 from linkflow.config import TemporalSettings  # noqa: E402
-from linkflow.devstack import DevStack, StackPorts, free_port  # noqa: E402
+from linkflow.devstack import DevStack, StackPorts  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Credentials,
     LinkReason,
@@ -195,9 +195,7 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
     figures = Figures(started=len(runs))
     state_dir = Path(tempfile.mkdtemp(prefix="linkflow-chaos-"))
     stack = DevStack(
-        ports=StackPorts(
-            temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port()
-        ),
+        ports=StackPorts.free(),
         state_dir=state_dir,
         task_queue="linkflow-chaos",
         sandbox_args=(

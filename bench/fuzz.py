@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import sys
@@ -43,7 +42,7 @@ from temporalio.service import RPCError  # noqa: E402
 
 from bench.fuzz_payloads import SECRET_MARKER, FuzzMessage, PayloadFuzzer  # noqa: E402
 from linkflow.client import LinkClient  # noqa: E402
-from linkflow.devstack import DevStack, StackPorts, free_port, temporal_cli  # noqa: E402
+from linkflow.devstack import DevStack, StackPorts, temporal_cli  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Credentials,
     LinkOptions,
@@ -56,6 +55,7 @@ from linkflow.models import (  # noqa: E402
 from linkflow.process import exit_now  # noqa: E402
 from linkflow.temporal import connect, quiet_runtime  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
+from tests.fixtures.leaks import occurrences  # noqa: E402
 from workflows.account_link import WORKFLOW_TYPE  # noqa: E402
 
 SEND_TIMEOUT_SECONDS = 20.0
@@ -195,13 +195,7 @@ async def count_task_failures(client: Client, link_ids: list[str]) -> int:
 
 
 def secrets_in(data: bytes) -> int:
-    marker = SECRET_MARKER.encode()
-    hits = data.count(marker)
-    # The marker in base64 at each of the three alignments a longer value could give it.
-    for shift in range(3):
-        encoded = base64.b64encode(b"\x00" * shift + marker)[4 if shift else 0 :][:8]
-        hits += data.count(encoded)
-    return hits
+    return occurrences(SECRET_MARKER, data.decode("latin-1"))
 
 
 def files_with_secrets(folder: Path, pattern: str) -> int:
@@ -213,9 +207,7 @@ async def run_fuzz(args: argparse.Namespace) -> Figures:
     figures = Figures(live_links=args.live_links)
     state_dir = Path(tempfile.mkdtemp(prefix="linkflow-fuzz-"))
     stack = DevStack(
-        ports=StackPorts(
-            temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port()
-        ),
+        ports=StackPorts.free(),
         state_dir=state_dir,
         task_queue="linkflow-fuzz",
         sandbox_args=("--latency-seconds", "0"),

@@ -66,6 +66,11 @@ class StackPorts:
     sandbox: int = 8099
     api: int = 8098
 
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Ports nothing listens on now: a stack that runs beside others (tests, benchmarks)."""
+        return cls(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
+
     @property
     def temporal_address(self) -> str:
         return f"127.0.0.1:{self.temporal}"

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from linkflow.devstack import DevStack, StackPorts, free_port
+from linkflow.devstack import DevStack, StackPorts
 from tests.test_api_errors import app_for
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ figures: dict[str, Counter[str]] = {}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
+    ports = StackPorts.free()
     stack = DevStack(ports=ports, state_dir=tmp_path_factory.mktemp("fuzz-stack"))
     with pytest.MonkeyPatch.context() as environment:
         # An event stream for a link the fuzzer made ends soon, so its case ends too.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from linkflow.devstack import DevStack, StackPorts, free_port
+from linkflow.devstack import DevStack, StackPorts
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ PASSWORD = "pass_good"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
+    ports = StackPorts.free()
     stack = DevStack(ports=ports, state_dir=tmp_path_factory.mktemp("api-stack"))
     try:
         stack.start()

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from api.link_tokens import LinkTokens, SessionMode
-from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, free_port, port_is_open
+from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, port_is_open
 from linkflow.models import LinkOptions, Provider
 from tests.connect_page import CHROMIUM, DESKTOP, PHONE, ConnectPage, launch
 
@@ -50,7 +50,7 @@ STEP = timedelta(seconds=30)
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    ports = StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
+    ports = StackPorts.free()
     stack = DevStack(ports=ports, state_dir=tmp_path_factory.mktemp("browser-stack"))
     try:
         stack.start()
@@ -653,7 +653,7 @@ def test_the_page_fits_a_phone(backend: httpx.Client, browser: Any) -> None:
 def test_the_demo_prints_a_connect_url_that_links_in_the_browser(
     browser: Any, tmp_path: Path
 ) -> None:
-    ports = StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
+    ports = StackPorts.free()
     demo = subprocess.Popen(
         [
             sys.executable,

@@ -15,13 +15,9 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from linkflow.codec import EncryptionCodec, KeyRing
-from linkflow.devstack import DevStack, StackPorts, free_port
+from linkflow.devstack import DevStack, StackPorts
 from linkflow.masking import MASK
 from linkflow.models import Credentials, LinkRequest, Provider
-
-
-def free_ports() -> StackPorts:
-    return StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
 
 
 def mode(path: Path) -> int:
@@ -29,7 +25,7 @@ def mode(path: Path) -> int:
 
 
 def test_the_first_run_writes_private_keys_and_later_runs_reuse_them(tmp_path: Path) -> None:
-    stack = DevStack(ports=free_ports(), state_dir=tmp_path)
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
     stack.ensure_keys()
     files = (stack.codec_key_file, stack.webhook_secrets_file, stack.codec_tokens_file)
     first = {path: path.read_text() for path in files}
@@ -40,7 +36,7 @@ def test_the_first_run_writes_private_keys_and_later_runs_reuse_them(tmp_path: P
     [webhook_secret] = stack.webhook_secrets_file.read_text().split()
     assert re.fullmatch(r"[A-Za-z0-9_-]{48}", webhook_secret)
 
-    DevStack(ports=free_ports(), state_dir=tmp_path).ensure_keys()
+    DevStack(ports=StackPorts.free(), state_dir=tmp_path).ensure_keys()
     assert {path: path.read_text() for path in files} == first
 
 
@@ -48,7 +44,7 @@ def test_every_process_and_the_caller_are_pointed_at_the_key_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LINKFLOW_CODEC_KEYS", "from-the-shell=not-used")
-    ports = free_ports()
+    ports = StackPorts.free()
     stack = DevStack(ports=ports, state_dir=tmp_path)
 
     client = stack.client_env()
@@ -67,7 +63,7 @@ def test_every_process_and_the_caller_are_pointed_at_the_key_files(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    stack = DevStack(ports=free_ports(), state_dir=tmp_path_factory.mktemp("stack"))
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path_factory.mktemp("stack"))
     try:
         stack.start(worker=False)
         yield stack

@@ -17,20 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, free_port, port_is_open
+from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, port_is_open
 from linkflow.models import Provider
 from providers.registry import IMPLEMENTED_PROVIDERS
 
 pytestmark = pytest.mark.e2e
 
 
-def free_ports() -> StackPorts:
-    return StackPorts(temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port())
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    stack = DevStack(ports=free_ports(), state_dir=tmp_path_factory.mktemp("stack"))
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path_factory.mktemp("stack"))
     try:
         stack.start()
         yield stack
@@ -216,7 +212,7 @@ def test_unknown_link_is_one_clear_line(stack: DevStack) -> None:
 
 
 def test_unreachable_temporal_is_one_clear_line(tmp_path: Path) -> None:
-    idle = DevStack(ports=free_ports(), state_dir=tmp_path)
+    idle = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
     idle.ensure_keys()
     run = starter(idle, "status", "link-x", timeout=60)
     assert run.returncode == 1
@@ -244,7 +240,7 @@ def demo_command(ports: StackPorts, state_dir: Path, *extra: str) -> list[str]:
 
 
 def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
-    ports = free_ports()
+    ports = StackPorts.free()
     run = subprocess.run(
         demo_command(ports, tmp_path, "--exit-when-done"),
         input="2\ncorrect\n",
@@ -262,7 +258,7 @@ def test_demo_runs_and_leaves_nothing_listening(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_every_process_the_demo_started(tmp_path: Path) -> None:
-    ports = free_ports()
+    ports = StackPorts.free()
     demo = subprocess.Popen(
         demo_command(ports, tmp_path),
         stdin=subprocess.PIPE,

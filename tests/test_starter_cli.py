@@ -24,10 +24,10 @@ from typing import IO, Any
 
 import pytest
 
-from linkflow.devstack import PROJECT_ROOT, DevStack, temporal_cli
+from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, temporal_cli
 from linkflow.models import Challenge, ChallengeKind
 from starter import scripted_answers
-from tests.test_e2e import free_ports, starter, starter_env
+from tests.test_e2e import starter, starter_env
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ SECRET = "s3cret-Value-9f2c"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    stack = DevStack(ports=free_ports(), state_dir=tmp_path_factory.mktemp("stack"))
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path_factory.mktemp("stack"))
     try:
         stack.start()
         yield stack
@@ -52,7 +52,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 @pytest.fixture
 def no_stack(tmp_path: Path) -> DevStack:
     """An environment whose Temporal address nothing listens on (with a codec key of its own)."""
-    stack = DevStack(ports=free_ports(), state_dir=tmp_path)
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
     stack.ensure_keys()
     return stack
 

@@ -11,7 +11,6 @@ in plaintext or in base64, nor in any process's log.
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import tempfile
@@ -24,10 +23,11 @@ import pytest
 
 from linkflow.client import LinkClient
 from linkflow.config import TemporalSettings
-from linkflow.devstack import DevStack, StackPorts, free_port, temporal_cli
+from linkflow.devstack import DevStack, StackPorts, temporal_cli
 from linkflow.models import Credentials, LinkRequest, LinkStatus, MfaSubmission, Provider
 from linkflow.temporal import connect
 from tests.fixtures.answers import right_answers
+from tests.fixtures.leaks import found
 
 pytestmark = pytest.mark.e2e
 
@@ -35,34 +35,11 @@ GOOD_PASSWORD = "pass_good"
 MASK = "••••••"
 
 
-def base64_forms(secret: str) -> list[str]:
-    """The text that stands for `secret` inside base64 at each of the three byte alignments."""
-    raw = secret.encode()
-    forms = []
-    for shift in range(3):
-        encoded = base64.b64encode(b"\x00" * shift + raw).decode()
-        # Drop the characters the leading padding bytes touch, and the last, partial group.
-        start = 4 if shift else 0
-        usable = ((len(raw) + shift) // 3) * 4
-        forms.append(encoded[start:usable])
-    return [form for form in forms if len(form) >= 8]
-
-
-def found(secrets: list[str], text: str) -> list[str]:
-    return [
-        secret
-        for secret in secrets
-        if secret in text or any(form in text for form in base64_forms(secret))
-    ]
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
     state_dir = Path(tempfile.mkdtemp(prefix="linkflow-zero-"))
     dev_stack = DevStack(
-        ports=StackPorts(
-            temporal=free_port(), ui=free_port(), sandbox=free_port(), api=free_port()
-        ),
+        ports=StackPorts.free(),
         state_dir=state_dir,
         task_queue="linkflow-zero",
         sandbox_args=("--latency-seconds", "0"),
