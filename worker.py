@@ -26,7 +26,7 @@ from linkflow.webhook_policy import WebhookPolicy
 from linkflow.webhooks import WebhookSigning
 from providers.registry import build_adapters
 from workflows.account_link import AccountLinkWorkflow
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookHandoverWorkflow
 
 logger = logging.getLogger("linkflow.worker")
 
@@ -41,7 +41,11 @@ class LinkActivities:
         self.webhooks = WebhookActivities(signing, policy)
 
     def all(self) -> list[Callable[..., Any]]:
-        return [*self.providers.all(), self.webhooks.deliver_webhook]
+        return [
+            *self.providers.all(),
+            self.webhooks.deliver_webhook,
+            self.webhooks.deliver_webhooks,
+        ]
 
     async def aclose(self) -> None:
         await asyncio.gather(self.providers.aclose(), self.webhooks.aclose())
@@ -58,7 +62,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
+        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow, WebhookHandoverWorkflow],
         activities=activities.all(),
         max_cached_workflows=max_cached_workflows,
         workflow_runner=workflow_runner or SandboxedWorkflowRunner(),

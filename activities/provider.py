@@ -1,8 +1,15 @@
 """Activities that call provider adapters, with Temporal's concerns added.
 
-Each activity is one provider call (or one bounded wait), takes one input model and returns one
-result model. The adapters do the HTTP; these methods add idempotency keys, heartbeats while a
-provider works, and the translation of every failure into a typed `ApplicationError`.
+Each activity is one step of the link at the provider: the call, then (when the workflow asks,
+with `follow_seconds`) following the provider's job until it leaves PENDING, and reading the
+accounts once it is LINKED (`fetch_accounts`), so that one answer costs one activity. It takes one
+input model and returns one result model. The adapters do the HTTP; these methods add idempotency
+keys, heartbeats while a provider works (not for local activities, which cannot heartbeat), polling
+that starts soon and backs off (never faster than the provider allows), and the translation of
+every failure into a typed `ApplicationError`.
+
+Links recorded before steps followed their jobs send neither field and get the old behaviour: the
+call alone.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
@@ -23,17 +30,45 @@ from providers.base import Outcome, ProviderAdapter, ProviderState
 
 T = TypeVar("T")
 HEARTBEAT_EVERY_SECONDS = 5.0
+# Following a job: the first read 20 ms after the call, then 1.5 times longer each time up to
+# 100 ms for about two seconds (so a job that takes 0.3 s is seen within tens of milliseconds),
+# then every `longest` pause (a quarter second by default) for about ten seconds, then every second.
+FIRST_POLL_PAUSE = 0.02
+QUICK_POLL_PAUSE_CAP = 0.1
+QUICK_POLLS = 24
+STEADY_POLLS = 32
 ADAPTER_ERROR = "ProviderAdapterError"
 
 logger = logging.getLogger(__name__)
 
 
-class LoginInput(BaseModel):
+class Following(BaseModel):
+    """What a step does after its call: follow the provider's job, read the accounts."""
+
+    follow_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Follow a job still PENDING after the call for up to this long (0: return at"
+        " once).",
+    )
+    fetch_accounts: bool = Field(
+        default=False, description="Once the provider says LINKED, read the accounts too."
+    )
+
+
+class StepState(ProviderState):
+    """Where the provider stands after a step, with the accounts when it read them."""
+
+    accounts: list[Account] | None = None
+
+
+class LoginInput(Following):
     link_id: str
     request: LinkRequest
 
 
-class WaitInput(BaseModel):
+class WaitInput(Following):
     provider: Provider
     session: dict[str, str]
     max_wait_seconds: float = Field(default=20.0, gt=0)
@@ -45,7 +80,7 @@ class WaitInput(BaseModel):
     poll_interval_seconds: float = Field(default=0.25, gt=0)
 
 
-class AnswerInput(BaseModel):
+class AnswerInput(Following):
     provider: Provider
     session: dict[str, str]
     challenges: list[Challenge]
@@ -57,7 +92,11 @@ class SessionInput(BaseModel):
     session: dict[str, str]
 
 
-class ReauthenticateInput(BaseModel):
+class SessionStep(SessionInput, Following):
+    """A step on a known login (a refresh, a resolved hold)."""
+
+
+class ReauthenticateInput(Following):
     link_id: str
     request: LinkRequest
     session: dict[str, str]
@@ -113,7 +152,7 @@ class ProviderActivities:
                 done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
                 if done:
                     return task.result()
-                activity.heartbeat()
+                _heartbeat()
         except Exception as error:
             typed = to_application_error(error)
             if typed is None:
@@ -122,56 +161,99 @@ class ProviderActivities:
         finally:
             task.cancel()
 
+    async def _step(
+        self, adapter: ProviderAdapter, call: Awaitable[ProviderState], following: Following
+    ) -> StepState:
+        """The call, then the job followed and the accounts read, as `following` asks."""
+        state = await self._call_provider(call)
+        if state.outcome is Outcome.PENDING and following.follow_seconds > 0:
+            state = await self._follow(adapter, state.session, following.follow_seconds)
+        return await self._with_accounts(adapter, state, following)
+
+    async def _with_accounts(
+        self, adapter: ProviderAdapter, state: ProviderState, following: Following
+    ) -> StepState:
+        accounts = None
+        if following.fetch_accounts and state.outcome is Outcome.LINKED:
+            accounts = await self._call_provider(adapter.fetch_accounts(state.session))
+        return StepState(**dict(state), accounts=accounts)
+
+    async def _follow(
+        self,
+        adapter: ProviderAdapter,
+        session: dict[str, str],
+        seconds: float,
+        *,
+        pending_challenge_ids: list[str] | None = None,
+        longest_pause: float = 0.25,
+    ) -> ProviderState:
+        """Poll until the provider's job leaves PENDING (or stops asking exactly the given
+        challenges), or until `seconds` pass; returns the last state read."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        give_up_at = started + seconds
+        state: ProviderState | None = None
+        for pause in poll_pauses(longest_pause):
+            pause = max(pause, adapter.min_poll_interval_seconds)
+            try:
+                state = await self._call_provider(adapter.poll(session))
+            except ApplicationError as error:
+                # One failed read among many is no reason to fail the wait: keep polling, and
+                # let Temporal retry only a wait in which the provider never answered.
+                if error.non_retryable or loop.time() >= give_up_at:
+                    raise
+                _heartbeat(f"poll failed: {error.type}")
+                if error.next_retry_delay is not None:  # the provider's Retry-After
+                    pause = max(pause, error.next_retry_delay.total_seconds())
+            else:
+                if not _still_waiting(state, pending_challenge_ids):
+                    return state
+                _heartbeat(state.raw_status)
+            if loop.time() >= give_up_at:
+                break
+            await asyncio.sleep(max(0.0, min(pause, give_up_at - loop.time())))
+        if state is None:
+            raise ApplicationError(
+                "The provider did not answer any read while the job was followed.",
+                type=PROVIDER_UNAVAILABLE,
+            )
+        return state
+
     @activity.defn
-    async def provider_login(self, data: LoginInput) -> ProviderState:
+    async def provider_login(self, data: LoginInput) -> StepState:
         adapter = self._adapter(data.request.provider)
-        return await self._call_provider(
-            adapter.login(data.link_id, data.request, idempotency_key=idempotency_key())
+        return await self._step(
+            adapter,
+            adapter.login(data.link_id, data.request, idempotency_key=idempotency_key()),
+            data,
         )
 
     @activity.defn
-    async def provider_wait(self, data: WaitInput) -> ProviderState:
+    async def provider_wait(self, data: WaitInput) -> StepState:
         """Poll until the provider's job leaves PENDING, or until `max_wait_seconds` pass.
 
         A short wait here answers the user quickly; longer waits are the workflow's durable
         timers, so a provider that works for an hour never holds an activity for an hour.
         """
         adapter = self._adapter(data.provider)
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + data.max_wait_seconds
-        state: ProviderState | None = None
-        while True:
-            pause = max(data.poll_interval_seconds, adapter.min_poll_interval_seconds)
-            try:
-                state = await self._call_provider(adapter.poll(data.session))
-            except ApplicationError as error:
-                # One failed read among many is no reason to fail the wait: keep polling, and
-                # let Temporal retry only a wait in which the provider never answered.
-                if error.non_retryable or loop.time() >= give_up_at:
-                    raise
-                activity.heartbeat(f"poll failed: {error.type}")
-                if error.next_retry_delay is not None:  # the provider's Retry-After
-                    pause = max(pause, error.next_retry_delay.total_seconds())
-            else:
-                if not _still_waiting(state, data):
-                    return state
-                activity.heartbeat(state.raw_status)
-            if loop.time() >= give_up_at:
-                if state is None:
-                    raise ApplicationError(
-                        "The provider did not answer any read while the job was followed.",
-                        type=PROVIDER_UNAVAILABLE,
-                    )
-                return state
-            await asyncio.sleep(max(0.0, min(pause, give_up_at - loop.time())))
+        state = await self._follow(
+            adapter,
+            data.session,
+            data.max_wait_seconds,
+            pending_challenge_ids=data.pending_challenge_ids,
+            longest_pause=data.poll_interval_seconds,
+        )
+        return await self._with_accounts(adapter, state, data)
 
     @activity.defn
-    async def provider_answer(self, data: AnswerInput) -> ProviderState:
+    async def provider_answer(self, data: AnswerInput) -> StepState:
         adapter = self._adapter(data.provider)
-        return await self._call_provider(
+        return await self._step(
+            adapter,
             adapter.answer(
                 data.session, data.challenges, data.answers, idempotency_key=idempotency_key()
-            )
+            ),
+            data,
         )
 
     @activity.defn
@@ -185,26 +267,28 @@ class ProviderActivities:
         await self._call_provider(self._adapter(data.provider).revoke(data.session))
 
     @activity.defn
-    async def provider_refresh(self, data: SessionInput) -> ProviderState:
+    async def provider_refresh(self, data: SessionStep) -> StepState:
         adapter = self._adapter(data.provider)
-        return await self._call_provider(
-            adapter.refresh(data.session, idempotency_key=idempotency_key())
+        return await self._step(
+            adapter, adapter.refresh(data.session, idempotency_key=idempotency_key()), data
         )
 
     @activity.defn
-    async def provider_reauthenticate(self, data: ReauthenticateInput) -> ProviderState:
+    async def provider_reauthenticate(self, data: ReauthenticateInput) -> StepState:
         adapter = self._adapter(data.request.provider)
-        return await self._call_provider(
+        return await self._step(
+            adapter,
             adapter.reauthenticate(
                 data.link_id, data.request, data.session, idempotency_key=idempotency_key()
-            )
+            ),
+            data,
         )
 
     @activity.defn
-    async def provider_resolve_hold(self, data: SessionInput) -> ProviderState:
+    async def provider_resolve_hold(self, data: SessionStep) -> StepState:
         adapter = self._adapter(data.provider)
-        return await self._call_provider(
-            adapter.resolve_hold(data.session, idempotency_key=idempotency_key())
+        return await self._step(
+            adapter, adapter.resolve_hold(data.session, idempotency_key=idempotency_key()), data
         )
 
 
@@ -221,11 +305,31 @@ def _unexpected(error: Exception) -> ApplicationError:
     )
 
 
-def _still_waiting(state: ProviderState, waiting: WaitInput) -> bool:
+def poll_pauses(longest: float) -> Iterator[float]:
+    """Pauses between reads of a job: soon after the call (a sandbox or a quick provider answers
+    within tens of milliseconds), then backing off to `longest`, and to a second after a while.
+    Callers never pause less than the provider allows."""
+    pause = FIRST_POLL_PAUSE
+    for _ in range(QUICK_POLLS):
+        yield pause
+        pause = min(pause * 1.5, QUICK_POLL_PAUSE_CAP, longest)
+    for _ in range(STEADY_POLLS):
+        yield longest
+    while True:
+        yield max(longest, 1.0)
+
+
+def _heartbeat(*details: Any) -> None:
+    # A local activity runs inside the workflow task, which the worker keeps alive instead.
+    if not activity.info().is_local:
+        activity.heartbeat(*details)
+
+
+def _still_waiting(state: ProviderState, pending_challenge_ids: list[str] | None) -> bool:
     if state.outcome is Outcome.PENDING:
         return True
     return (
         state.outcome is Outcome.CHALLENGED
-        and bool(waiting.pending_challenge_ids)
-        and [c.id for c in state.challenges] == waiting.pending_challenge_ids
+        and bool(pending_challenge_ids)
+        and [c.id for c in state.challenges] == pending_challenge_ids
     )

@@ -1,8 +1,11 @@
-"""The activity that delivers one webhook event to the app, signed, over HTTP, to a checked address.
+"""The activities that deliver webhook events to the app, signed, over HTTP, to a checked address.
 
-One attempt is one POST. Before it, the URL is checked again (`linkflow.webhook_policy`), its host
-is resolved, every address is checked, and the request is sent to a checked address with the URL's
-host in `Host` and, for https, in SNI, so TLS still verifies the receiver's real name.
+`deliver_webhooks` takes a link's events in order, one POST each, and remembers (in its heartbeat)
+how far it got, so a retry starts at the first event not yet delivered; `deliver_webhook` is the
+one-event form that links recorded before batches still run. One POST is one attempt. Before it,
+the URL is checked again (`linkflow.webhook_policy`), its host is resolved, every address is
+checked, and the request is sent to a checked address with the URL's host in `Host` and, for
+https, in SNI, so TLS still verifies the receiver's real name.
 
 A 2xx is delivered; 5xx, 408, 429 and network trouble are retried by Temporal (honouring
 `Retry-After`); a redirect or any other 4xx means the receiver refuses the event for good, so
@@ -56,6 +59,17 @@ class WebhookReceipt(BaseModel):
     attempt: int
 
 
+class WebhookBatch(BaseModel):
+    url: AnyHttpUrl
+    events: list[WebhookEvent]
+
+
+class WebhookBatchReceipt(BaseModel):
+    delivered: int
+    refused: int = 0
+    attempt: int
+
+
 class WebhookActivities:
     """Delivers webhook events signed with every active secret, to receivers the policy allows.
 
@@ -89,14 +103,38 @@ class WebhookActivities:
 
     @activity.defn
     async def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
-        url = httpx.URL(str(delivery.url))
+        status = await self._deliver(httpx.URL(str(delivery.url)), delivery.event)
+        return WebhookReceipt(status_code=status, attempt=activity.info().attempt)
+
+    @activity.defn
+    async def deliver_webhooks(self, batch: WebhookBatch) -> WebhookBatchReceipt:
+        """Deliver a link's events in order; an event its receiver refuses is skipped."""
+        url = httpx.URL(str(batch.url))
+        details = activity.info().heartbeat_details
+        handled = details[0] if details and isinstance(details[0], int) else 0
+        delivered = refused = 0
+        for event in batch.events[handled:]:
+            try:
+                await self._deliver(url, event)
+                delivered += 1
+            except ApplicationError as error:
+                if error.type != WEBHOOK_REFUSED:
+                    raise
+                refused += 1
+            handled += 1
+            activity.heartbeat(handled)
+        return WebhookBatchReceipt(
+            delivered=delivered, refused=refused, attempt=activity.info().attempt
+        )
+
+    async def _deliver(self, url: httpx.URL, event: WebhookEvent) -> int:
         addresses = await self._checked_addresses(url)
-        body = delivery.event.model_dump_json().encode()
+        body = event.model_dump_json().encode()
         headers = {
             "Host": url.netloc.decode("ascii"),
             "Content-Type": "application/json",
             SIGNATURE_HEADER: signature_header(self._secrets, body),
-            EVENT_ID_HEADER: delivery.event.id,
+            EVENT_ID_HEADER: event.id,
         }
         try:
             status = await self._post_to_first_answering(url, addresses, body, headers)
@@ -111,7 +149,7 @@ class WebhookActivities:
                 f"The webhook receiver could not be reached ({type(error).__name__}).",
                 type=WEBHOOK_RECEIVER_UNREACHABLE,
             ) from None
-        return WebhookReceipt(status_code=status, attempt=activity.info().attempt)
+        return status
 
     async def _checked_addresses(self, url: httpx.URL) -> list[IPAddress]:
         try:

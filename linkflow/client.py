@@ -25,7 +25,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -138,6 +143,7 @@ class LinkClient:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 static_summary=f"{request.provider.value} account link",
+                search_attributes=starting_search_attributes(request),
             )
         return link_id
 
@@ -166,6 +172,7 @@ class LinkClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"{request.provider.value} account link",
+            search_attributes=starting_search_attributes(request),
         )
         try:
             snapshot: LinkSnapshot = await self._client.execute_update_with_start_workflow(
@@ -374,6 +381,18 @@ class LinkClient:
 
 _PROVIDERS = {provider.value for provider in Provider}
 _STATUSES = {status.value for status in LinkStatus}
+
+
+def starting_search_attributes(request: LinkRequest) -> TypedSearchAttributes:
+    """The link's search attributes as it starts, set with the start itself: the link writes
+    them only when they change, so a start costs no upsert of its own."""
+    pairs: list[SearchAttributePair[str]] = [
+        SearchAttributePair(LINK_STATUS, LinkStatus.CONNECTING.value),
+        SearchAttributePair(LINK_PROVIDER, request.provider.value),
+    ]
+    if request.user_ref_key:
+        pairs.append(SearchAttributePair(LINK_USER_REF, request.user_ref_key))
+    return TypedSearchAttributes(pairs)
 
 
 def _quoted(value: str) -> str:

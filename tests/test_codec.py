@@ -166,7 +166,11 @@ async def test_payloads_written_before_the_codec_pass_through_unchanged() -> Non
 
 @pytest.mark.parametrize(
     "name",
-    ["mx_one_round.json", "mx_refresh_continued_as_new.json", "before-living-link/mx_hold.json"],
+    [
+        "before-one-call-per-step/mx_one_round.json",
+        "before-one-call-per-step/mx_refresh_continued_as_new.json",
+        "before-living-link/mx_hold.json",
+    ],
 )
 async def test_committed_plain_histories_still_replay_through_the_codec(name: str) -> None:
     path = HISTORIES_DIR / name

@@ -33,6 +33,7 @@ from linkflow.models import (
     Provider,
 )
 from linkflow.temporal import LINK_PROVIDER, LINK_STATUS
+from tests.fixtures.history import provider_calls
 from workflows.account_link import ANSWER_MFA_SIGNAL, WORKFLOW_TYPE, AccountLinkWorkflow
 
 SETTLED = {LinkStatus.MFA_REQUIRED, LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
@@ -306,13 +307,9 @@ async def test_invalid_credentials_fail_without_retries(
         assert result.reason is LinkReason.INVALID_CREDENTIALS
         assert result.provider_status == "DENIED"
         handle = links.temporal.get_workflow_handle(link_id)
-        attempts = [
-            event.activity_task_started_event_attributes.attempt
-            async for event in handle.fetch_history_events()
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-        ]
-        assert attempts
-        assert set(attempts) == {1}
+        calls = await provider_calls(handle)
+        assert [call.activity_type for call in calls] == ["provider_login"]
+        assert {call.attempt for call in calls} == {1}
         description = await handle.describe()
         assert description.typed_search_attributes.get(LINK_STATUS) == "FAILED"
         await record_history(handle, "mx_invalid_credentials")
@@ -392,14 +389,47 @@ async def test_activity_summaries_and_details_read_well(dev_env: WorkflowEnviron
         # Summaries are payloads too, encrypted like the rest: read them through the codec.
         converter = links.temporal.data_converter
         summaries = [
-            (await converter.decode([event.user_metadata.summary], [str]))[0]
-            async for event in handle.fetch_history_events()
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            (await converter.decode([call.summary], [str]))[0]
+            for call in await provider_calls(handle)
+            if call.summary is not None
         ]
         assert summaries
         assert all(summary.startswith("mx: ") for summary in summaries)
         assert any("log in" in summary for summary in summaries)
-        assert any("fetch accounts" in summary for summary in summaries)
+        assert any("send 1 MFA answer(s)" in summary for summary in summaries)
+
+
+async def two_round_link(links: LinkClient, request: LinkRequest) -> str:
+    """Link `user_otp` the way an app does: start and wait, then answer both rounds."""
+    link_id, waiting = await links.start_and_wait(request)
+    [phone] = waiting.pending_challenges
+    after_phone = await links.submit_mfa(link_id, answer(phone.id, phone.options[0].value))
+    [code] = after_phone.pending_challenges
+    result = await links.submit_mfa(link_id, answer(code.id, "correct"))
+    assert result.status is LinkStatus.CONNECTED
+    return link_id
+
+
+async def test_a_two_round_link_costs_at_most_thirty_history_events(
+    dev_env: WorkflowEnvironment, run_worker
+):
+    async with run_worker(dev_env.client) as links:
+        link_id = await two_round_link(links, mx_request("user_otp"))
+        events = await history_event_types(links, link_id)
+        calls = await provider_calls(links.temporal.get_workflow_handle(link_id))
+
+    assert len(events) <= 30, f"{len(events)} events"
+    # MFA_REQUIRED once (the second round asks in the same status), CONNECTED, and the SDK's own
+    # TemporalChangeVersion with the run's one patch marker.
+    assert events.count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES) == 3
+    assert events.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 4  # the patch, 3 provider calls
+    # One call per step: the login, then one per answer, each following the provider's job.
+    assert [call.activity_type for call in calls] == [
+        "provider_login",
+        "provider_answer",
+        "provider_answer",
+    ]
+    assert all(call.local for call in calls)
 
 
 async def test_workflow_type_and_message_names_are_public(dev_env: WorkflowEnvironment):

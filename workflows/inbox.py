@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from linkflow.refusals import describe_validation_error, quote
@@ -67,3 +68,36 @@ def _validation_error_in(error: BaseException) -> ValidationError | None:
             return seen
         seen = seen.__cause__
     return None
+
+
+def refuse_other_workflow_types(workflow_type: str) -> None:
+    """A dynamic workflow is handed every type a caller names; it runs only its own."""
+    if workflow.info().workflow_type != workflow_type:
+        raise ApplicationError(
+            f"This worker runs no workflow type {quote(workflow.info().workflow_type)}.",
+            type="UnknownWorkflowType",
+            non_retryable=True,
+        )
+
+
+def read_start(inputs: Sequence[RawValue], request_type: type[ModelT]) -> ModelT:
+    """The start's one request; state carried across runs only from the link itself."""
+    request = read_only_payload(inputs, request_type, "start request")
+    if getattr(request, "carried", None) is not None and workflow.info().continued_run_id is None:
+        raise MalformedMessage(
+            "The start request carries a previous run's state (`carried`), which only the link"
+            " itself may hand to its next run; leave it out."
+        )
+    return request
+
+
+def read_signal(
+    name: str, payloads: Sequence[RawValue], expected: str, model: type[ModelT]
+) -> ModelT:
+    """The one `model` a signal named `expected` carries; any other signal is refused."""
+    if name != expected:
+        raise MalformedMessage(
+            f"The link takes no signal by that name ({len(name)} characters); it takes"
+            f" {expected!r}."
+        )
+    return read_only_payload(payloads, model, f"{expected} signal")

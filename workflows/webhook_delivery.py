@@ -1,8 +1,10 @@
-"""WebhookDeliveryWorkflow: one webhook event, delivered with durable, bounded retries.
+"""Webhook events delivered beside a link, with durable, bounded retries, after the link moved on.
 
-The link starts one of these as an abandoned child for every status change, so a slow or broken
-receiver never holds the link up, and a delivery survives the link continuing as new or ending.
-Its workflow id is the event's id, so a repeated start cannot deliver an event twice.
+`WebhookHandoverWorkflow` takes the events a link run had not delivered when it ended or continued
+as new (see `workflows/webhook_outbox.py`), so a slow or broken receiver never holds the link up.
+`WebhookDeliveryWorkflow` is the one-event child that links recorded before batches started for
+every status change. Both are named after their first event, so a repeated start cannot deliver
+the same events twice.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.webhooks import (
         NON_RETRYABLE_WEBHOOK_ERRORS,
         WebhookActivities,
+        WebhookBatch,
+        WebhookBatchReceipt,
         WebhookDelivery,
         WebhookReceipt,
     )
@@ -41,4 +45,18 @@ class WebhookDeliveryWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=WEBHOOK_RETRY,
             summary=f"deliver {delivery.event.status.value} to the app's webhook",
+        )
+
+
+@workflow.defn(name="WebhookHandoverWorkflow")
+class WebhookHandoverWorkflow:
+    @workflow.run
+    async def run(self, batch: WebhookBatch) -> WebhookBatchReceipt:
+        return await workflow.execute_activity_method(
+            WebhookActivities.deliver_webhooks,
+            batch,
+            start_to_close_timeout=timedelta(seconds=30 * len(batch.events) + 30),
+            heartbeat_timeout=timedelta(seconds=45),
+            retry_policy=WEBHOOK_RETRY,
+            summary=f"deliver {len(batch.events)} event(s) to the app's webhook",
         )

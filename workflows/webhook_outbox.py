@@ -1,0 +1,118 @@
+"""The link's webhook events on their way to the app, off the path of the user's answers.
+
+Events leave in order, in batches: one `deliver_webhooks` activity at a time takes every event
+waiting, and the events of a status change made while it runs wait for the next batch. The
+activity is started and never awaited by the link's story, so an answer's reply never waits for a
+webhook, and a two-round link costs a few activities instead of a child workflow per event. When
+the run ends or continues as new, events not yet confirmed are handed to one abandoned
+`WebhookHandoverWorkflow`, which delivers them as durably, so a broken receiver never keeps a link
+open. Receivers dedupe on the event id: an event may arrive twice, never out of sequence order
+within a batch.
+
+Links recorded before batches start a `WebhookDeliveryWorkflow` child per event, as they did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import AnyHttpUrl
+
+    from activities.webhooks import WebhookActivities, WebhookBatch, WebhookDelivery
+    from linkflow.models import WebhookEvent
+    from workflows.webhook_delivery import (
+        WEBHOOK_RETRY,
+        WebhookDeliveryWorkflow,
+        WebhookHandoverWorkflow,
+    )
+
+# How long the end of a run waits for the batch in flight before handing the rest over.
+DRAIN_SECONDS = 10.0
+
+
+class WebhookOutbox:
+    """A link run's undelivered events and the one delivery in flight."""
+
+    def __init__(self, url: AnyHttpUrl | None, *, batched: bool) -> None:
+        self._url = url
+        self._batched = batched
+        self._waiting: list[WebhookEvent] = []
+        self._in_flight: list[WebhookEvent] = []
+        self._delivery: asyncio.Task[None] | None = None
+        self._children: list[asyncio.Task[None]] = []
+
+    def post(self, event: WebhookEvent) -> None:
+        if self._url is None:
+            return
+        if not self._batched:
+            delivery = WebhookDelivery(url=self._url, event=event)
+            self._children.append(asyncio.create_task(_start_child(delivery)))
+            return
+        self._waiting.append(event)
+        if self._delivery is None:
+            self._delivery = asyncio.create_task(self._deliver_in_order())
+
+    async def _deliver_in_order(self) -> None:
+        assert self._url is not None
+        while self._waiting:
+            self._in_flight, self._waiting = self._waiting, []
+            with contextlib.suppress(Exception):
+                # A batch given up on (a receiver down for hours) does not stop the next one.
+                await workflow.execute_activity_method(
+                    WebhookActivities.deliver_webhooks,
+                    WebhookBatch(url=self._url, events=self._in_flight),
+                    start_to_close_timeout=timedelta(seconds=30 * len(self._in_flight) + 30),
+                    heartbeat_timeout=timedelta(seconds=45),
+                    retry_policy=WEBHOOK_RETRY,
+                    summary=f"deliver {len(self._in_flight)} event(s) to the app's webhook",
+                )
+            self._in_flight = []
+        self._delivery = None
+
+    async def close(self) -> None:
+        """Before the run ends: let the batch in flight finish, or hand what is left over."""
+        await asyncio.gather(*self._children)
+        if self._delivery is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._delivery is None,
+                timeout=DRAIN_SECONDS,
+                timeout_summary="webhook events still on their way",
+            )
+        if self._delivery is None or self._url is None:
+            return
+        left = [*self._in_flight, *self._waiting]
+        self._delivery.cancel()
+        self._in_flight, self._waiting, self._delivery = [], [], None
+        await _start_handover(WebhookBatch(url=self._url, events=left))
+
+
+async def _start_child(delivery: WebhookDelivery) -> None:
+    # An event whose delivery is already under way (the same id) is not delivered twice.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            WebhookDeliveryWorkflow.run,
+            delivery,
+            id=f"{delivery.event.id}:webhook",
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"webhook: {delivery.event.status.value}",
+        )
+
+
+async def _start_handover(batch: WebhookBatch) -> None:
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            WebhookHandoverWorkflow.run,
+            batch,
+            id=f"{batch.events[0].id}:webhooks",
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"webhooks: {len(batch.events)} event(s) handed over",
+        )
