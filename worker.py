@@ -2,25 +2,35 @@
 
 Configuration comes from the environment (see linkflow/config.py): TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, LINKFLOW_TASK_QUEUE, LINKFLOW_SANDBOX_URL, the providers' keys and
-LINKFLOW_WEBHOOK_SECRET.
+LINKFLOW_WEBHOOK_SECRET; for traces and metrics (linkflow/telemetry.py)
+OTEL_EXPORTER_OTLP_ENDPOINT and LINKFLOW_METRICS_ADDRESS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.provider import ProviderActivities
 from activities.webhooks import WebhookActivities
 from linkflow.config import ProviderSettings, TemporalSettings
 from linkflow.process import exit_now
+from linkflow.telemetry import (
+    LinkCounts,
+    ProviderErrorMetrics,
+    configure_tracing,
+    prometheus_runtime_from_env,
+    shutdown_tracing,
+)
 from linkflow.temporal import connect, ensure_search_attributes
 from linkflow.webhook_policy import WebhookPolicy
 from linkflow.webhooks import WebhookSigning
@@ -58,7 +68,10 @@ def build_worker(
     *,
     max_cached_workflows: int = 1000,
     workflow_runner: WorkflowRunner | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
+    """The worker. It also runs the interceptors of `client` (tracing, from `connect`) and counts
+    the provider activities' failures; `interceptors` come after those."""
     return Worker(
         client,
         task_queue=task_queue,
@@ -66,7 +79,23 @@ def build_worker(
         activities=activities.all(),
         max_cached_workflows=max_cached_workflows,
         workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
+        interceptors=[ProviderErrorMetrics(activities.providers.all()), *interceptors],
     )
+
+
+@contextlib.asynccontextmanager
+async def counting_links(client: Client, runtime: Runtime | None) -> AsyncIterator[None]:
+    """Publish `linkflow_links` while the worker runs, when it serves metrics."""
+    if runtime is None:
+        yield
+        return
+    task = asyncio.create_task(LinkCounts(client, runtime).run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def run_worker() -> None:
@@ -75,7 +104,8 @@ async def run_worker() -> None:
     # Refuse to start, saying why, before connecting: no signing secret, or a bad allowlist.
     signing = WebhookSigning.from_env()
     policy = WebhookPolicy.from_env()
-    client = await connect(temporal)
+    runtime = prometheus_runtime_from_env()
+    client = await connect(temporal, runtime=runtime)
     await ensure_search_attributes(client)
     activities = LinkActivities(providers, signing, policy)
     stop = asyncio.Event()
@@ -83,7 +113,10 @@ async def run_worker() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with build_worker(client, temporal.task_queue, activities):
+        async with (
+            build_worker(client, temporal.task_queue, activities),
+            counting_links(client, runtime),
+        ):
             logger.info(
                 "Worker polling task queue %r on %s (namespace %r); providers at %s",
                 temporal.task_queue,
@@ -102,11 +135,14 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     status = 0
+    tracing = configure_tracing("linkflow-worker")
     try:
         asyncio.run(run_worker())
     except (ConnectionError, RuntimeError) as error:
         logger.error("The worker could not run: %s", error)
         status = 1
+    finally:
+        shutdown_tracing(tracing)
     exit_now(status)
 
 

@@ -18,6 +18,7 @@ from api.app import create_app
 from api.server import server_config
 from api.settings import API_KEYS_FILE_VARIABLE, API_KEYS_VARIABLE
 from linkflow.config import ConfigurationError
+from linkflow.telemetry import configure_tracing, shutdown_tracing
 
 DEFAULT_PORT = 8098
 
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     args = parser.parse_args(argv)
+    # Before the app exists: it reads the header-capture policy when it is instrumented.
+    tracing = configure_tracing("linkflow-api")
     try:
         app = create_app()
     except ConfigurationError as error:
@@ -44,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             API_KEYS_VARIABLE,
             API_KEYS_FILE_VARIABLE,
         )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        shutdown_tracing(tracing)
     return 0
 
 

@@ -23,6 +23,7 @@ from api.settings import ApiSettings
 from linkflow.client import LinkClient
 from linkflow.codec import EncryptionCodec, KeyRing, require_key_ring
 from linkflow.config import TemporalSettings
+from linkflow.telemetry import instrument_api
 from linkflow.temporal import connect
 from linkflow.webhook_policy import WebhookPolicy
 
@@ -69,6 +70,8 @@ def create_app(
     app.include_router(codec_router(EncryptionCodec(key_ring), access), include_in_schema=False)
     app.include_router(v1_router)
     app.include_router(connect_router())
+    # Each request a server span, parent of the Temporal calls it makes (linkflow.telemetry).
+    instrument_api(app)
 
     @app.get("/healthz", tags=["health"], operation_id="health")
     async def healthz() -> Health:

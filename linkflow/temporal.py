@@ -9,6 +9,7 @@ keys refuses to connect: it could neither read a link nor write one that stays s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -16,12 +17,13 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
 from linkflow.codec import KeyRing, data_converter, require_key_ring
 from linkflow.config import ConfigurationError, TemporalSettings
+from linkflow.telemetry import tracing_interceptor
 
 LINK_STATUS = SearchAttributeKey.for_keyword("LinkStatus")
 LINK_PROVIDER = SearchAttributeKey.for_keyword("LinkProvider")
@@ -58,8 +60,14 @@ async def connect(
     *,
     runtime: Runtime | None = None,
     key_ring: KeyRing | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """A client that seals every payload with `key_ring` (by default the configured one).
+
+    The client carries the caller's trace into every workflow it starts, updates or signals (the
+    SDK's tracing interceptor, before `interceptors`), and so do the workers built on it; with no
+    tracer provider installed that costs nothing. `runtime` is where the client's metrics go (a
+    worker's Prometheus runtime, see `linkflow.telemetry`).
 
     Raises `ConfigurationError` (a `RuntimeError`) when no key is configured or a TLS file
     cannot be read, before any connection is attempted.
@@ -72,6 +80,7 @@ async def connect(
         api_key=settings.api_key,
         tls=tls_config(settings),
         data_converter=converter,
+        interceptors=[tracing_interceptor(), *interceptors],
         runtime=runtime,
     )
 

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 
 from providers.errors import ProviderRejectedRequest, ProviderUnavailable
 from providers.privacy import UNREADABLE_WORD, provider_word
@@ -34,14 +35,19 @@ def make_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """A provider's client; `transport` replaces the network only (a test's in-process app)."""
+    """A provider's client; `transport` replaces the network only (a test's in-process app).
+
+    Each request is a client span of the current trace and carries it on in `traceparent`
+    (OpenTelemetry's httpx transport; it records the method, the URL and the status, never a
+    header or a body, see `linkflow.telemetry`).
+    """
     # `retries=0` is httpx's default; it is spelled out because Temporal must be the only retrier.
     return httpx.AsyncClient(
         base_url=base_url,
         headers=headers,
         auth=auth,
         timeout=timeout,
-        transport=transport or httpx.AsyncHTTPTransport(retries=0),
+        transport=AsyncOpenTelemetryTransport(transport or httpx.AsyncHTTPTransport(retries=0)),
     )
 
 
