@@ -1,13 +1,19 @@
 """Set up the project and run it: the two commands a new machine needs.
 
-    python3 dev.py demo    # dev server + sandbox + worker, then link an MX test user through MFA
-    python3 dev.py test    # lint, type-check and the whole test suite
+    python3 dev.py demo         # the dev stack, then link an MX test user through MFA
+    python3 dev.py test         # lint, type-check and the whole test suite
+    python3 dev.py test --fast  # lint, type-check, and only the tests that start no process
+
+`test --fast` is the inner loop: ruff, mypy (run beside the tests) and the unit and time-skipping
+server tests, leaving out every test marked `slow` (tests/conftest.py marks those that use a dev
+server, the sandbox, a stack or a browser). Other arguments after `test` go to pytest.
 
 Only the standard library is used here: this file runs before anything is installed. It makes
 `.venv/`, installs the project with its test extras when `pyproject.toml` changed since the last
-install, then hands over to the venv's Python. For the browser tests, `test` (and `setup`) also
-installs Debian's `chromium` when it is missing and this user may run apt-get; Playwright drives
-that browser, and `playwright install` (which downloads a browser of its own) is never run.
+install, then hands over to the venv's Python. For the browser tests, `test` (not `--fast`) and
+`setup` also install Debian's `chromium` when it is missing and this user may run apt-get;
+Playwright drives that browser, and `playwright install` (which downloads a browser of its own) is
+never run.
 """
 
 from __future__ import annotations
@@ -83,16 +89,43 @@ def run(command: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT).returncode
 
 
+LINTS = [["ruff", "check", "."], ["ruff", "format", "--check", "."]]
+TYPE_CHECK = ["mypy", "."]
+FAST_TESTS = ["-m", "not slow"]
+
+
 def test(extra: list[str]) -> int:
-    checks = [
-        [str(PYTHON), "-m", "ruff", "check", "."],
-        [str(PYTHON), "-m", "ruff", "format", "--check", "."],
-        [str(PYTHON), "-m", "mypy", "."],
-    ]
-    for check in checks:
-        print("$", " ".join(check[2:]), flush=True)
-        if status := run(check):
+    if "--fast" in extra:
+        return fast_test([argument for argument in extra if argument != "--fast"])
+    for check in [*LINTS, TYPE_CHECK]:
+        print("$", " ".join(check), flush=True)
+        if status := run([str(PYTHON), "-m", *check]):
             return status
+    return pytest(extra)
+
+
+def fast_test(extra: list[str]) -> int:
+    """Lint, then the type check beside the tests that start no process (its output after)."""
+    for check in LINTS:
+        print("$", " ".join(check), flush=True)
+        if status := run([str(PYTHON), "-m", *check]):
+            return status
+    print("$", " ".join(TYPE_CHECK), "(beside the tests)", flush=True)
+    type_check = subprocess.Popen(
+        [str(PYTHON), "-m", *TYPE_CHECK],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    tests = pytest([*FAST_TESTS, *extra])
+    report, _ = type_check.communicate()
+    print("$", " ".join(TYPE_CHECK), flush=True)
+    print(report, end="", flush=True)
+    return type_check.returncode or tests
+
+
+def pytest(extra: list[str]) -> int:
     status = run([str(PYTHON), "-m", "pytest", *extra])
     # pytest's 5 means no test ran: never a pass.
     return 1 if status == 5 else status
@@ -108,7 +141,7 @@ def main() -> int:
     except subprocess.CalledProcessError as error:
         print(f"Setting up .venv failed ({error}); see {INSTALL_LOG}.", file=sys.stderr)
         return 1
-    if command in {"test", "setup"}:
+    if command == "setup" or (command == "test" and "--fast" not in extra):
         try:
             ensure_browser()
         except subprocess.CalledProcessError as error:

@@ -55,6 +55,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Tests that use these fixtures start processes (a dev server, the sandbox, a whole stack, a
+# browser) and are `slow`; `python3 dev.py test --fast` (`-m "not slow"`) leaves them out and runs
+# the unit tests and the time-skipping server's tests.
+PROCESS_FIXTURES = frozenset(
+    {
+        "dev_env",
+        "sandbox_url",
+        "short_mfa_window_sandbox_url",
+        "slow_sandbox_url",
+        "short_oauth_sandbox_url",
+        "stack",
+        "browser",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & PROCESS_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)
+
+
 _exit_status = 0
 
 

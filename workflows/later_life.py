@@ -137,7 +137,11 @@ def mendable_later(reason: LinkReason | None) -> LinkReason | None:
 
 
 def refused_command(
-    link: LinkSnapshot, command: Command, busy: bool, ended: bool, unlinking: bool
+    link: LinkSnapshot,
+    command: Command,
+    busy: bool,
+    ended: bool = False,
+    unlinking: bool = False,
 ) -> str | None:
     """Why the link cannot take a later-life update now, or None when it can."""
     status, reason = link.status, link.reason
