@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from linkflow.models import (
         Account,
         CarriedLink,
+        Challenge,
         Credentials,
         LinkReason,
         LinkRequest,
@@ -155,7 +156,7 @@ class LinkRecord:
             updates = search_attribute_updates(self.link, self.request, folded=self.folded)
             if updates:
                 workflow.upsert_search_attributes(updates)
-        workflow.set_current_details(details_markdown(self.snapshot()))
+        workflow.set_current_details(details_markdown(self.link, self.round.unanswered()))
 
     def settle(self, round_number: int | None = None) -> None:
         """Tell update handlers waiting on a round or a command that the provider has answered."""
@@ -280,7 +281,7 @@ def search_attribute_updates(
     ]
 
 
-def details_markdown(link: LinkSnapshot) -> str:
+def details_markdown(link: LinkSnapshot, pending: list[Challenge]) -> str:
     """The link's story so far for Temporal Web: status, next step, challenges, next refresh."""
     lines = [f"**{link.status.value}**" + (f" ({link.reason.value})" if link.reason else "")]
     provider = link.provider.value if link.provider else "-"
@@ -291,7 +292,7 @@ def details_markdown(link: LinkSnapshot) -> str:
     lines.append(f"Next: {next_step}.")
     if link.message:
         lines.append(f"> {link.message}")
-    for challenge in link.pending_challenges:
+    for challenge in pending:
         deadline = challenge.deadline.strftime("%H:%M:%S UTC") if challenge.deadline else "-"
         lines.append(
             f"- `{challenge.id}` ({challenge.kind.value}, answer by {deadline}): {challenge.prompt}"
