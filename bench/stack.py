@@ -1,0 +1,247 @@
+"""Shared helpers for the benchmarks that run a real dev stack and measure it.
+
+A benchmark needs the same few things each time: Temporal's dev server (SQLite on disk) and the
+provider sandbox on free ports with a chosen job latency, linkflow's worker, sometimes extra
+processes beside them (a second sandbox, a second worker, another worker program), a `LinkClient`
+bound to the stack, the CPU time each process has used (from /proc), and a line that says which
+machine the figures come from. `BenchStack` wraps `linkflow.devstack.DevStack` for that without
+changing it: it skips the HTTP API (no benchmark needs it) and spawns the extra processes with the
+stack's environment plus their own variables, so that they log, stop and are reaped like the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from linkflow.client import LinkClient  # noqa: E402
+from linkflow.config import TemporalSettings  # noqa: E402
+from linkflow.devstack import (  # noqa: E402
+    PROJECT_ROOT,
+    DevStack,
+    StackError,
+    StackPorts,
+    free_port,
+    port_is_open,
+)
+from linkflow.temporal import connect, quiet_runtime  # noqa: E402
+from linkflow.webhook_policy import ALLOWED_HOSTS_VARIABLE, WebhookPolicy  # noqa: E402
+
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+LINKFLOW_WORKER_READY = "Worker polling task queue"
+
+
+@dataclass
+class BenchStack(DevStack):
+    """A `DevStack` for benchmarks: no HTTP API, extra processes with their own environment.
+
+    `sandbox_latency_seconds` is how long the sandbox's provider jobs stay in progress (the
+    sandbox's `--latency-seconds`); `webhook_hosts` are receivers the workers may deliver to
+    although they are local (`LINKFLOW_WEBHOOK_ALLOWED_HOSTS`, plain http allowed).
+    """
+
+    sandbox_latency_seconds: float = 0.0
+    webhook_hosts: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def on_free_ports(
+        cls,
+        *,
+        sandbox_latency_seconds: float = 0.0,
+        task_queue: str = "linkflow-bench",
+        webhook_hosts: Sequence[str] = (),
+        state_dir: Path | None = None,
+    ) -> BenchStack:
+        return cls(
+            ports=StackPorts.free(),
+            state_dir=state_dir or Path(tempfile.mkdtemp(prefix="linkflow-bench-")),
+            task_queue=task_queue,
+            sandbox_args=("--latency-seconds", str(sandbox_latency_seconds)),
+            sandbox_latency_seconds=sandbox_latency_seconds,
+            webhook_hosts=tuple(webhook_hosts),
+        )
+
+    def env(self) -> dict[str, str]:
+        hosts = {ALLOWED_HOSTS_VARIABLE: ",".join(self.webhook_hosts)} if self.webhook_hosts else {}
+        return super().env() | hosts | self.extra_env
+
+    def start(self, *, worker: bool = True) -> None:
+        """The dev server, the sandbox and (unless told not to) linkflow's worker; no API."""
+        for port in (self.ports.temporal, self.ports.ui, self.ports.sandbox):
+            if port_is_open(port):
+                raise StackError(f"Port {port} is already in use; pick other ports.")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_keys()
+        self.start_temporal()
+        self.start_sandbox()
+        if worker:
+            self.start_worker()
+
+    def spawn(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        ready_line: str | None = None,
+        ready_port: int | None = None,
+        timeout: float = 60.0,
+    ) -> int:
+        """Start another process under this stack (stopped with it); return its pid.
+
+        `env` is added to the stack's environment for this process only. It is ready when its
+        log shows `ready_line`, or when `ready_port` listens.
+        """
+        saved = self.extra_env
+        self.extra_env = saved | dict(env or {})
+        try:
+            self._spawn(name, command)
+        finally:
+            self.extra_env = saved
+        if ready_line is not None:
+            self._wait_for_log_line(name, ready_line, timeout=timeout)
+        if ready_port is not None:
+            self._wait_for_port(name, ready_port, timeout=timeout)
+        return self.pid(name)
+
+    def spawn_sandbox(self, name: str, latency_seconds: float) -> str:
+        """Another sandbox beside the stack's, with its own job latency; returns its URL."""
+        port = free_port()
+        command = [sys.executable, "-m", "sandbox", "--port", str(port)]
+        self.spawn(name, [*command, "--latency-seconds", str(latency_seconds)], ready_port=port)
+        return f"http://127.0.0.1:{port}"
+
+    def spawn_linkflow_worker(self, name: str, task_queue: str, sandbox_url: str) -> int:
+        """Another linkflow worker (`worker.py`) on its own task queue and sandbox."""
+        return self.spawn(
+            name,
+            [sys.executable, str(PROJECT_ROOT / "worker.py")],
+            env={"LINKFLOW_TASK_QUEUE": task_queue, "LINKFLOW_SANDBOX_URL": sandbox_url},
+            ready_line=LINKFLOW_WORKER_READY,
+        )
+
+    def pid(self, name: str) -> int:
+        """The pid of the stack's process `name` ("temporal", "sandbox", "worker", or spawned)."""
+        return self._process(name).pid
+
+    def pids(self) -> dict[str, int]:
+        """Every process of the stack by name, for a `CpuMeter`."""
+        return {name: process.pid for name, process, _log in self.processes}
+
+    async def link_client(
+        self, task_queue: str | None = None, *, webhook_policy: WebhookPolicy | None = None
+    ) -> LinkClient:
+        """A `LinkClient` on this stack (its codec key), for `task_queue` (default: the stack's)."""
+        queue = task_queue or self.task_queue
+        settings = TemporalSettings(address=self.ports.temporal_address, task_queue=queue)
+        client = await connect(settings, runtime=quiet_runtime(), key_ring=self.key_ring())
+        policy = webhook_policy or WebhookPolicy.allowing(*self.webhook_hosts)
+        return LinkClient(client, queue, webhook_policy=policy)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far, all its threads together."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; the fields after it are space-separated.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS_PER_SECOND
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by named processes between `start()` and `stop()`."""
+
+    pids: dict[str, int]
+    began: dict[str, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> CpuMeter:
+        self.began = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.used = {name: cpu_seconds(pid) - self.began[name] for name, pid in self.pids.items()}
+        return self.used
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """CPU seconds the whole machine has spent busy, and in all, since boot (all CPUs)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    total = sum(ticks[:8])  # guest time is counted in user time already
+    return (total - idle) / CLOCK_TICKS_PER_SECOND, total / CLOCK_TICKS_PER_SECOND
+
+
+@dataclass
+class MachineMeter:
+    """How busy the whole machine was between `start()` and `stop()`, other programs included."""
+
+    began: tuple[float, float] = (0.0, 0.0)
+
+    def start(self) -> MachineMeter:
+        self.began = machine_cpu_seconds()
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        """Busy CPU seconds and elapsed CPU seconds (all CPUs) since `start()`."""
+        busy, total = machine_cpu_seconds()
+        return busy - self.began[0], total - self.began[1]
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpus: int
+    cpu_model: str
+    memory_gib: float
+    python: str
+    system: str
+    load_average: float
+
+    def line(self) -> str:
+        return (
+            f"machine: {self.cpus} CPUs ({self.cpu_model}), {self.memory_gib:.1f} GiB RAM,"
+            f" Python {self.python}, {self.system}; load average {self.load_average:.1f} at start"
+        )
+
+
+def machine() -> Machine:
+    """What the figures were measured on: nproc, the CPU model and the RAM, from /proc."""
+    return Machine(
+        cpus=len(os.sched_getaffinity(0)),
+        cpu_model=_cpu_model(),
+        memory_gib=_memory_kib() / 1024 / 1024,
+        python=platform.python_version(),
+        system=f"{platform.system()} {platform.release()}",
+        load_average=os.getloadavg()[0],
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _memory_kib() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,67 @@
+"""The speed benchmark still runs: a tiny `bench/speed.py --quick --json` in CI.
+
+The benchmark's figures depend on the machine, so nothing here judges them; it checks that the
+script still drives both linkflow and the newcomer's workflow through MFA to the end, and that
+every figure it prints came out as a positive number (a zero would mean a step was not measured).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from linkflow.devstack import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None:
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "speed.py"), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+    assert run.stdout, run.stderr[-3000:]
+    document = json.loads(run.stdout)
+
+    assert document["errors"] == []
+    assert document["all_connected"] is True, document["links"]
+    for side in ("linkflow", "newcomer"):
+        links = document["links"][side]
+        assert links["started"] > 0
+        assert links["connected"] == links["started"], (side, links)
+    assert all(document["history_connected"].values()), document["history_connected"]
+
+    figures = document["figures"]
+    for size in document["settings"]["sizes"]:
+        for name in ("links_per_second", "cpu_ms_per_link"):
+            assert f"{name}.{size}.ratio" in figures
+    for name in (
+        "bare_update_ms.p50",
+        "answer_to_next_challenge_ms.linkflow.p50",
+        "answer_to_next_challenge_ms.newcomer.p50",
+        "start_to_first_challenge_ms.linkflow.p50",
+        "slow_sandbox.answer_to_next_challenge_ms.linkflow.p50",
+        "slow_sandbox.over_provider_job_ms.linkflow.p50",
+        "history_events.linkflow",
+        "history_events.linkflow_webhook",
+        "history_events.newcomer",
+        "webhooks_received",
+    ):
+        assert name in figures, name
+    not_positive = {
+        name: value
+        for name, value in figures.items()
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0)
+    }
+    assert not_positive == {}
+    for name in ("linkflow", "linkflow_webhook", "newcomer"):
+        assert document["history_by_type"][name]["WORKFLOW_EXECUTION_STARTED"] == 1
+    assert document["machine"]["cpus"] > 0
+    assert run.returncode == 0, run.stderr[-3000:]
