@@ -31,11 +31,12 @@ from providers.base import Outcome, ProviderAdapter, ProviderState
 T = TypeVar("T")
 HEARTBEAT_EVERY_SECONDS = 5.0
 # Following a job: the first read 20 ms after the call, then 1.5 times longer each time up to
-# 100 ms for about two seconds (so a job that takes 0.3 s is seen within tens of milliseconds),
-# then every `longest` pause (a quarter second by default) for about ten seconds, then every second.
+# 50 ms for about two seconds (so a job that takes 0.3 s is seen within tens of milliseconds),
+# then every `longest` pause (a quarter second by default) for about eight seconds, then every
+# second. A provider's own limit (MX: three seconds) always wins; only the sandbox allows these.
 FIRST_POLL_PAUSE = 0.02
-QUICK_POLL_PAUSE_CAP = 0.1
-QUICK_POLLS = 24
+QUICK_POLL_PAUSE_CAP = 0.05
+QUICK_POLLS = 40
 STEADY_POLLS = 32
 ADAPTER_ERROR = "ProviderAdapterError"
 
