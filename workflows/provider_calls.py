@@ -95,8 +95,12 @@ class ProviderCallFailed(Exception):
 class ProviderCalls:
     """One link's provider calls, made the way its run was recorded."""
 
-    def __init__(self, provider: Provider, *, one_call_per_step: bool) -> None:
+    def __init__(
+        self, provider: Provider, one_call_per_step: bool, moved_on: Callable[[], None]
+    ) -> None:
+        """`moved_on` is told each time a call's outcome reaches the run."""
         self.provider = provider
+        self._moved_on = moved_on
         self.one_call_per_step = one_call_per_step
         self._slow = provider in SLOW_PROVIDER_CALL_TIMEOUTS
         self._step_timeout = SLOW_PROVIDER_CALL_TIMEOUTS.get(provider, PROVIDER_CALL_TIMEOUT)
@@ -105,7 +109,8 @@ class ProviderCalls:
         if not self.one_call_per_step:
             return {}
         follow = ACTIVE_WAIT_SECONDS if self._slow else LOCAL_FOLLOW_SECONDS
-        return {"follow_seconds": follow, "fetch_accounts": True}
+        step_key = str(workflow.uuid4())
+        return {"follow_seconds": follow, "fetch_accounts": True, "step_key": step_key}
 
     async def login(self, link_id: str, request: LinkRequest) -> StepState:
         data = LoginInput(link_id=link_id, request=request, **self._following())
@@ -224,6 +229,8 @@ class ProviderCalls:
             )
         except ActivityError as error:
             raise ProviderCallFailed(error.cause or error) from error
+        finally:
+            self._moved_on()
 
     async def _local(
         self,
@@ -244,3 +251,5 @@ class ProviderCalls:
             raise ProviderCallFailed(error.cause or error) from error
         except FailureError as error:
             raise ProviderCallFailed(error) from error
+        finally:
+            self._moved_on()
