@@ -56,6 +56,16 @@ class Following(BaseModel):
     fetch_accounts: bool = Field(
         default=False, description="Once the provider says LINKED, read the accounts too."
     )
+    step_key: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The step's Idempotency-Key, chosen by the workflow, so that every attempt"
+        " of the step sends the same one (a local activity retried after a durable backoff runs"
+        " under a new activity id).",
+    )
+
+    def idempotency_key(self) -> str:
+        return self.step_key or idempotency_key()
 
 
 class StepState(ProviderState):
@@ -225,7 +235,7 @@ class ProviderActivities:
         adapter = self._adapter(data.request.provider)
         return await self._step(
             adapter,
-            adapter.login(data.link_id, data.request, idempotency_key=idempotency_key()),
+            adapter.login(data.link_id, data.request, idempotency_key=data.idempotency_key()),
             data,
         )
 
@@ -252,7 +262,7 @@ class ProviderActivities:
         return await self._step(
             adapter,
             adapter.answer(
-                data.session, data.challenges, data.answers, idempotency_key=idempotency_key()
+                data.session, data.challenges, data.answers, idempotency_key=data.idempotency_key()
             ),
             data,
         )
@@ -271,7 +281,7 @@ class ProviderActivities:
     async def provider_refresh(self, data: SessionStep) -> StepState:
         adapter = self._adapter(data.provider)
         return await self._step(
-            adapter, adapter.refresh(data.session, idempotency_key=idempotency_key()), data
+            adapter, adapter.refresh(data.session, idempotency_key=data.idempotency_key()), data
         )
 
     @activity.defn
@@ -280,7 +290,7 @@ class ProviderActivities:
         return await self._step(
             adapter,
             adapter.reauthenticate(
-                data.link_id, data.request, data.session, idempotency_key=idempotency_key()
+                data.link_id, data.request, data.session, idempotency_key=data.idempotency_key()
             ),
             data,
         )
@@ -289,7 +299,9 @@ class ProviderActivities:
     async def provider_resolve_hold(self, data: SessionStep) -> StepState:
         adapter = self._adapter(data.provider)
         return await self._step(
-            adapter, adapter.resolve_hold(data.session, idempotency_key=idempotency_key()), data
+            adapter,
+            adapter.resolve_hold(data.session, idempotency_key=data.idempotency_key()),
+            data,
         )
 
 
