@@ -1,21 +1,24 @@
 """Chaos run: many links through MFA while the worker, the server and the providers misbehave.
 
     .venv/bin/python bench/chaos.py                 # the full run whose figures the README shows
-    .venv/bin/python bench/chaos.py --links 12 --duration 40 --json   # the size CI runs
+    .venv/bin/python bench/chaos.py --links 12 --duration 20 --json   # the size CI runs
 
 It starts its own dev stack (the dev server on SQLite on disk, the sandbox with injected faults,
-a worker) on free ports, then drives links the way users would, every provider and every MFA
-shape, answering through the `submit_mfa` update, while a chaos task
+`--workers` workers on one task queue) on free ports, then drives links the way users would,
+every provider and every MFA shape, answering through the `submit_mfa` update, at most
+`--concurrency` links in flight at once, while chaos tasks
 
-- kills the worker with SIGKILL at random moments and starts a new one,
-- stops the dev server and starts it again on the same database, mid-flight,
+- kill each worker with SIGKILL at its own random moments and start a new one in its place,
+- stop the dev server and start it again on the same database, mid-flight,
 - and the sandbox answers a share of requests with 5xx, 429 + `Retry-After`, read timeouts
   (it hangs past the client's timeout) and connections dropped after the provider acted.
 
 At the end it prints: links started, connected, failed by design, lost; answers submitted and
 lost; duplicate provider submissions (repeats that reached a provider, and repeats its
 Idempotency-Key absorbed); and the worst time a link waited to recover. Exit status 1 when any
-link or answer was lost or any submission reached a provider twice.
+link or answer was lost, any submission reached a provider twice, or a worker died of itself.
+The stack's logs (`worker1.log`, `worker2.log`, `temporal.log`, ...) stay in the directory the
+report names, for the evidence behind a lost link.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from linkflow.client import LinkClient, LinkRefused  # noqa: E402
 from linkflow.config import TemporalSettings  # noqa: E402
-from linkflow.devstack import DevStack, StackPorts  # noqa: E402
+from linkflow.devstack import DevStack, StackError, StackPorts  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Credentials,
     LinkReason,
@@ -59,6 +62,14 @@ FAILS_BY_DESIGN = {"user_bad": LinkReason.INVALID_CREDENTIALS}
 # How long one link may take, chaos included, before it counts as lost.
 LINK_DEADLINE_SECONDS = 600.0
 CALL_TIMEOUT_SECONDS = 45.0
+# How long the last read of a settled link may keep failing before the link counts as lost.
+FINAL_READ_SECONDS = 120.0
+# A link that is busy is read again after a short pause that grows while nothing changes, so
+# that hundreds of links in flight do not flood the workers with queries.
+FIRST_POLL_SECONDS = 0.3
+LONGEST_POLL_SECONDS = 2.0
+# How long the dev server stays down when it is restarted.
+SERVER_DOWN_SECONDS = (1.0, 3.0)
 
 
 @dataclass
@@ -70,6 +81,8 @@ class LinkRun:
     error: str | None = None
     answered: set[str] = field(default_factory=set)
     waits: list[float] = field(default_factory=list)
+    # When the link counts as lost if it has not settled (time.monotonic()); set as it starts.
+    deadline: float = float("inf")
 
     @property
     def should_connect(self) -> bool:
@@ -93,11 +106,21 @@ class Figures:
     faults: dict[str, int] = field(default_factory=dict)
     lost_links: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
+    workers: int = 0
+    concurrency: int = 0
+    kills_by_worker: dict[str, int] = field(default_factory=dict)
+    # A restarted worker that could not start yet (the dev server was down) and was started again.
+    worker_start_retries: int = 0
+    # Workers found dead that nobody killed: a crash, and evidence in that worker's log.
+    worker_deaths: list[str] = field(default_factory=list)
+    log_dir: str = ""
 
 
-async def patiently(call: Any, what: str, run: LinkRun) -> Any:
-    """Retry a client call through server restarts; the time spent is a recovery wait."""
+async def patiently(call: Any, what: str, run: LinkRun, deadline: float | None = None) -> Any:
+    """Retry a client call through server restarts, until the link's deadline (or `deadline`);
+    the time spent is a recovery wait."""
     began = time.monotonic()
+    give_up = run.deadline if deadline is None else deadline
     delay = 0.25
     while True:
         try:
@@ -108,10 +131,17 @@ async def patiently(call: Any, what: str, run: LinkRun) -> Any:
         except LinkRefused:
             raise
         except Exception as error:  # the server is restarting, or the worker is gone
-            if time.monotonic() - began > LINK_DEADLINE_SECONDS:
+            if time.monotonic() > give_up:
                 raise RuntimeError(f"{what} kept failing: {error}") from error
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def rests(snapshot: LinkSnapshot) -> bool:
+    return snapshot.status.is_final or snapshot.status in (
+        LinkStatus.CONNECTED,
+        LinkStatus.ACTION_REQUIRED,
+    )
 
 
 async def drive(links: LinkClient, run: LinkRun) -> None:
@@ -122,54 +152,96 @@ async def drive(links: LinkClient, run: LinkRun) -> None:
         credentials=Credentials(username=run.username, password="pass_good"),
     )
     run.link_id = f"chaos-{run.provider.value}-{run.username}-{random.getrandbits(40):x}"
+    run.deadline = time.monotonic() + LINK_DEADLINE_SECONDS
     await patiently(lambda: links.start_link(request, run.link_id), "start", run)
-    deadline = time.monotonic() + LINK_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        snapshot: LinkSnapshot = await patiently(
-            lambda: links.snapshot(run.link_id), "snapshot", run
-        )
-        if snapshot.status.is_final or snapshot.status in (
-            LinkStatus.CONNECTED,
-            LinkStatus.ACTION_REQUIRED,
-        ):
+    pause = FIRST_POLL_SECONDS
+    snapshot: LinkSnapshot = await patiently(lambda: links.snapshot(run.link_id), "snapshot", run)
+    while time.monotonic() < run.deadline:
+        if rests(snapshot):
             run.end = snapshot
             return
         submission = right_answers(snapshot)
         if snapshot.status is LinkStatus.MFA_REQUIRED and submission.answers:
             try:
-                await patiently(
+                snapshot = await patiently(
                     lambda s=submission: links.submit_mfa(run.link_id, s), "answer", run
                 )
                 run.answered |= {answer.challenge_id for answer in submission.answers}
+                pause = FIRST_POLL_SECONDS
+                continue  # the update returns the next challenge or the result
             except LinkRefused:
                 pass  # the round moved on (answered by a retry that landed): read again
-            continue
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(pause)
+        pause = min(pause * 1.5, LONGEST_POLL_SECONDS)
+        snapshot = await patiently(lambda: links.snapshot(run.link_id), "snapshot", run)
     run.error = "did not settle before the deadline"
 
 
-async def chaos(
-    stack: DevStack, stop: asyncio.Event, figures: Figures, rng: random.Random, restarts: int
-) -> None:
-    """Kill the worker now and then; stop and restart the dev server `restarts` times."""
-    started = time.monotonic()
-    next_restart = started + rng.uniform(8, 15)
-    while not stop.is_set():
-        await asyncio.sleep(rng.uniform(3, 8))
-        if stop.is_set():
+async def pause_unless_stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep `seconds`; False as soon as the run is over."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+        return False
+    except TimeoutError:
+        return True
+
+
+async def start_worker_patiently(stack: DevStack, name: str, figures: Figures) -> None:
+    """Start the worker `name`; while the dev server is down it cannot, so try again."""
+    while True:
+        try:
+            await asyncio.to_thread(stack.start_worker, name)
             return
-        if restarts and time.monotonic() >= next_restart:
-            restarts -= 1
-            figures.server_restarts += 1
-            await asyncio.to_thread(stack.stop_process, "temporal")
-            await asyncio.sleep(rng.uniform(1, 3))
-            await asyncio.to_thread(stack.start_temporal)
-            next_restart = time.monotonic() + rng.uniform(15, 30)
-            continue
+        except StackError:
+            figures.worker_start_retries += 1
+            await asyncio.to_thread(stack.stop_process, name, signal.SIGKILL)
+            await asyncio.sleep(1.0)
+
+
+async def note_if_died(stack: DevStack, name: str, figures: Figures) -> None:
+    """A worker that ended though nobody killed it is a finding: record it, start another."""
+    if stack.exited(name):
+        figures.worker_deaths.append(f"{name} exited by itself; see {stack.log_path(name)}")
+        await asyncio.to_thread(stack.stop_process, name, signal.SIGKILL)
+        await start_worker_patiently(stack, name, figures)
+
+
+async def kill_worker_now_and_then(
+    stack: DevStack,
+    name: str,
+    stop: asyncio.Event,
+    figures: Figures,
+    rng: random.Random,
+    every: tuple[float, float],
+) -> None:
+    """SIGKILL the worker `name` at random moments, each worker on its own clock."""
+    while await pause_unless_stopped(stop, rng.uniform(*every)):
+        await note_if_died(stack, name, figures)
         figures.worker_kills += 1
-        await asyncio.to_thread(stack.stop_process, "worker", signal.SIGKILL)
+        figures.kills_by_worker[name] = figures.kills_by_worker.get(name, 0) + 1
+        await asyncio.to_thread(stack.stop_process, name, signal.SIGKILL)
         await asyncio.sleep(rng.uniform(0, 2))
-        await asyncio.to_thread(stack.start_worker)
+        await start_worker_patiently(stack, name, figures)
+    await note_if_died(stack, name, figures)
+
+
+async def restart_server_at(
+    stack: DevStack, moments: list[float], figures: Figures, rng: random.Random
+) -> None:
+    """Stop the dev server and start it again on its database, at each of `moments` (seconds
+    after the links begin to start; every moment falls before the last link starts)."""
+    began = time.monotonic()
+    for moment in sorted(moments):
+        await asyncio.sleep(max(0.0, began + moment - time.monotonic()))
+        figures.server_restarts += 1
+        await asyncio.to_thread(stack.stop_process, "temporal")
+        await asyncio.sleep(rng.uniform(*SERVER_DOWN_SECONDS))
+        await asyncio.to_thread(stack.start_temporal)
+
+
+def worker_names(count: int) -> list[str]:
+    return [f"worker{number}" for number in range(1, count + 1)]
 
 
 async def sandbox_stats(stack: DevStack) -> dict[str, Any]:
@@ -180,23 +252,24 @@ async def sandbox_stats(stack: DevStack) -> dict[str, Any]:
         return stats
 
 
-async def run_chaos(args: argparse.Namespace) -> Figures:
-    rng = random.Random(args.seed)
-    random.seed(args.seed)
+def plan_runs(args: argparse.Namespace) -> list[LinkRun]:
+    """Every provider with every test user, in turn, `args.links` links in all."""
     providers = [Provider(name) for name in args.providers]
     users = [*CONNECTS, *FAILS_BY_DESIGN]
-    runs = [
+    return [
         LinkRun(
             provider=providers[(i // len(users)) % len(providers)],
             username=users[i % len(users)],
         )
         for i in range(args.links)
     ]
-    figures = Figures(started=len(runs))
-    state_dir = Path(tempfile.mkdtemp(prefix="linkflow-chaos-"))
-    stack = DevStack(
+
+
+def faulty_stack(args: argparse.Namespace) -> DevStack:
+    """A stack on free ports whose sandbox injects the faults `args` asks for; no worker yet."""
+    return DevStack(
         ports=StackPorts.free(),
-        state_dir=state_dir,
+        state_dir=Path(tempfile.mkdtemp(prefix="linkflow-chaos-")),
         task_queue="linkflow-chaos",
         sandbox_args=(
             "--latency-seconds",
@@ -215,38 +288,75 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
             str(args.seed),
         ),
     )
-    began = time.monotonic()
-    try:
-        await asyncio.to_thread(stack.start)
-        settings = TemporalSettings(
-            address=stack.ports.temporal_address, task_queue=stack.task_queue
-        )
-        client = await connect(settings, runtime=quiet_runtime(), key_ring=stack.key_ring())
-        links = LinkClient(client, stack.task_queue)
-        stop = asyncio.Event()
-        chaos_task = asyncio.create_task(chaos(stack, stop, figures, rng, args.server_restarts))
 
-        async def one(run: LinkRun, delay: float) -> None:
-            await asyncio.sleep(delay)
+
+async def drive_all(
+    links: LinkClient, runs: list[LinkRun], args: argparse.Namespace, rng: random.Random
+) -> None:
+    """Each link starts at a random moment within `args.duration`, when a slot is free."""
+    slots = asyncio.Semaphore(args.concurrency)
+
+    async def one(run: LinkRun, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with slots:
             try:
                 await drive(links, run)
             except Exception as error:
                 run.error = f"{type(error).__name__}: {error}"
 
-        await asyncio.gather(*(one(run, rng.uniform(0, args.duration)) for run in runs))
-        stop.set()
-        await chaos_task
-        # Every answer the client saw accepted must be counted by its link.
-        for run in runs:
-            if run.end is None:
-                continue
-            final = await patiently(lambda r=run: links.snapshot(r.link_id), "final", run)
-            run.end = final
-        stats = await sandbox_stats(stack)
-    finally:
-        await asyncio.to_thread(stack.stop)
-    figures.duration_seconds = time.monotonic() - began
+    await asyncio.gather(*(one(run, rng.uniform(0, args.duration)) for run in runs))
 
+
+async def read_final_snapshots(links: LinkClient, runs: list[LinkRun], concurrency: int) -> None:
+    """Every answer the client saw accepted must be counted by its link: read each link again."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def final(run: LinkRun) -> None:
+        async with slots:
+            give_up = time.monotonic() + FINAL_READ_SECONDS
+            try:
+                run.end = await patiently(
+                    lambda: links.snapshot(run.link_id), "final read", run, give_up
+                )
+            except RuntimeError as error:
+                run.end, run.error = None, str(error)
+
+    await asyncio.gather(*(final(run) for run in runs if run.end is not None))
+
+
+async def run_with_chaos(
+    stack: DevStack, runs: list[LinkRun], args: argparse.Namespace, figures: Figures
+) -> dict[str, Any]:
+    """Start the stack and its workers, drive every link through the chaos, return the
+    sandbox's counts."""
+    rng = random.Random(args.seed)
+    names = worker_names(args.workers)
+    await asyncio.to_thread(stack.start, worker=False)
+    for name in names:
+        await asyncio.to_thread(stack.start_worker, name)
+    settings = TemporalSettings(address=stack.ports.temporal_address, task_queue=stack.task_queue)
+    client = await connect(settings, runtime=quiet_runtime(), key_ring=stack.key_ring())
+    links = LinkClient(client, stack.task_queue)
+    stop = asyncio.Event()
+    # Restarts fall within the first 90% of the start window, while links are still starting.
+    moments = [rng.uniform(0.1, 0.9) * args.duration for _ in range(args.server_restarts)]
+    chaos = [
+        asyncio.create_task(
+            kill_worker_now_and_then(
+                stack, name, stop, figures, random.Random(f"{args.seed}:{name}"), args.kill_every
+            )
+        )
+        for name in names
+    ]
+    chaos.append(asyncio.create_task(restart_server_at(stack, moments, figures, rng)))
+    await drive_all(links, runs, args, rng)
+    stop.set()
+    await asyncio.gather(*chaos)
+    await read_final_snapshots(links, runs, args.concurrency)
+    return await sandbox_stats(stack)
+
+
+def tally(figures: Figures, runs: list[LinkRun], stats: dict[str, Any]) -> None:
     for run in runs:
         figures.answers_submitted += len(run.answered)
         end = run.end
@@ -271,6 +381,25 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
         figures.repeats_absorbed += int(provider.get("replayed", 0))
         figures.unkeyed_writes += int(provider.get("unkeyed_writes", 0))
     figures.faults = dict(Counter(stats.get("faults", {})))
+
+
+async def run_chaos(args: argparse.Namespace) -> Figures:
+    random.seed(args.seed)
+    runs = plan_runs(args)
+    stack = faulty_stack(args)
+    figures = Figures(
+        started=len(runs),
+        workers=args.workers,
+        concurrency=args.concurrency,
+        log_dir=str(stack.log_dir),
+    )
+    began = time.monotonic()
+    try:
+        stats = await run_with_chaos(stack, runs, args, figures)
+    finally:
+        await asyncio.to_thread(stack.stop)
+    figures.duration_seconds = time.monotonic() - began
+    tally(figures, runs, stats)
     return figures
 
 
@@ -285,22 +414,41 @@ def report(figures: Figures) -> str:
         f"duplicate provider submissions: {figures.duplicate_submissions}"
         f" (repeats absorbed by Idempotency-Key: {figures.repeats_absorbed})",
         f"worst wait to recover:        {figures.worst_recovery_seconds:.1f} s",
-        f"chaos: {figures.worker_kills} worker SIGKILLs, {figures.server_restarts} dev-server"
-        f" restarts, sandbox faults {figures.faults}",
-        f"run time:                     {figures.duration_seconds:.0f} s",
+        f"chaos: {figures.worker_kills} worker SIGKILLs {figures.kills_by_worker},"
+        f" {figures.server_restarts} dev-server restarts, sandbox faults {figures.faults}",
+        f"workers:                      {figures.workers} on one task queue,"
+        f" {figures.worker_start_retries} restarts retried while the server was down,"
+        f" {len(figures.worker_deaths)} died unkilled",
+        f"run time:                     {figures.duration_seconds:.0f} s"
+        f" (at most {figures.concurrency} links in flight)",
     ]
     lines += [f"LOST {entry}" for entry in figures.lost_links]
+    lines += [f"WORKER DIED {entry}" for entry in figures.worker_deaths]
+    if figures.lost_links or figures.worker_deaths:
+        lines.append(f"logs: {figures.log_dir}")
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--links", type=int, default=60)
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--links", type=int, default=500)
     parser.add_argument(
-        "--duration", type=float, default=90.0, help="seconds over which the links start"
+        "--duration", type=float, default=300.0, help="seconds over which the links start"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=40, help="links in flight at once, at most"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="workers on the task queue")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        nargs=2,
+        default=(6.0, 20.0),
+        metavar=("MIN", "MAX"),
+        help="seconds between SIGKILLs of one worker, drawn uniformly, per worker",
     )
     parser.add_argument("--providers", nargs="+", default=[p.value for p in Provider])
-    parser.add_argument("--server-restarts", type=int, default=2)
+    parser.add_argument("--server-restarts", type=int, default=3)
     parser.add_argument("--error-rate", type=float, default=0.08)
     parser.add_argument("--throttle-rate", type=float, default=0.04)
     parser.add_argument("--timeout-rate", type=float, default=0.01)
@@ -308,10 +456,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if args.workers < 1 or args.concurrency < 1:
+        parser.error("--workers and --concurrency must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     figures = asyncio.run(run_chaos(args))
     print(json.dumps(figures.__dict__, indent=2) if args.json else report(figures))
     sys.stdout.flush()
-    healthy = figures.lost == 0 and figures.answers_lost == 0 and figures.duplicate_submissions == 0
+    healthy = (
+        figures.lost == 0
+        and figures.answers_lost == 0
+        and figures.duplicate_submissions == 0
+        and not figures.worker_deaths
+    )
     # The Temporal client can abort the interpreter at exit (sdk-python issue 300): end here.
     exit_now(0 if healthy else 1)
 

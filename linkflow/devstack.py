@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -104,6 +105,8 @@ class DevStack:
     processes: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
     # Where each process's log stood when it was last started: restarts append to the same log.
     log_offsets: dict[str, int] = field(default_factory=dict)
+    # Chaos runs start and stop processes from several threads at once.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def log_dir(self) -> Path:
@@ -273,17 +276,21 @@ class DevStack:
         )
         self._wait_for_port("api", self.ports.api, timeout=30)
 
-    def start_worker(self) -> None:
-        self._spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")])
-        self._wait_for_log_line("worker", "Worker polling task queue", timeout=60)
+    def start_worker(self, name: str = "worker") -> None:
+        """Start a worker; another `name` runs one more on the same task queue, logging to
+        `<name>.log` and stopped by `stop_process(name)`."""
+        self._spawn(name, [sys.executable, str(PROJECT_ROOT / "worker.py")])
+        self._wait_for_log_line(name, "Worker polling task queue", timeout=60)
 
     def stop_process(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
-        for index, (process_name, process, log) in enumerate(self.processes):
-            if process_name == name:
-                _terminate(process, sig)
-                log.close()
-                del self.processes[index]
+        with self.lock:
+            found = next((entry for entry in self.processes if entry[0] == name), None)
+            if found is None:
                 return
+            self.processes.remove(found)
+        _name, process, log = found
+        _terminate(process, sig)
+        log.close()
 
     def exited(self, name: str) -> bool:
         """Whether the named process has ended by itself (it crashed, or refused to start)."""
@@ -294,7 +301,8 @@ class DevStack:
 
     def stop(self) -> None:
         while self.processes:
-            _name, process, log = self.processes.pop()
+            with self.lock:
+                _name, process, log = self.processes.pop()
             _terminate(process)
             log.close()
 
@@ -314,10 +322,14 @@ class DevStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.processes.append((name, process, log))
+        with self.lock:
+            self.processes.append((name, process, log))
 
     def _process(self, name: str) -> subprocess.Popen[bytes]:
-        return next(process for process_name, process, _ in self.processes if process_name == name)
+        with self.lock:
+            return next(
+                process for process_name, process, _ in self.processes if process_name == name
+            )
 
     def _check_alive(self, name: str) -> None:
         code = self._process(name).poll()

@@ -1,9 +1,10 @@
 """A small chaos run in CI: the same script as the full run in the README, fewer links.
 
-`bench/chaos.py` starts its own dev stack on free ports, kills the worker with SIGKILL, restarts
-the dev server and has the sandbox inject 5xx, 429, hangs and dropped connections while links go
-through MFA. Whatever the chaos did, no link, no answer and no provider submission may be lost or
-doubled.
+`bench/chaos.py` starts its own dev stack on free ports with two workers on one task queue, kills
+each worker with SIGKILL on its own random clock, restarts the dev server and has the sandbox
+inject 5xx, 429, hangs and dropped connections while links go through MFA. Whatever the chaos
+did, no link, no answer and no provider submission may be lost or doubled, and no worker may die
+unless it was killed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def test_small_chaos_run_loses_nothing() -> None:
             "20",
             "--server-restarts",
             "1",
+            "--workers",
+            "2",
+            # Each worker is killed within the first 8 seconds, while links are still starting.
+            "--kill-every",
+            "3",
+            "8",
             "--json",
         ],
         capture_output=True,
@@ -46,7 +53,9 @@ def test_small_chaos_run_loses_nothing() -> None:
     assert figures["failed_by_design"] == 3
     assert figures["answers_submitted"] > 0
     # The chaos really happened.
-    assert figures["worker_kills"] >= 1
+    assert figures["workers"] == 2
+    assert set(figures["kills_by_worker"]) == {"worker1", "worker2"}
+    assert figures["worker_deaths"] == []
     assert figures["server_restarts"] == 1
     assert sum(figures["faults"].values()) > 0
     assert run.returncode == 0, run.stderr[-3000:]
