@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -149,6 +150,10 @@ async def test_refresh_that_needs_mfa_waits_for_the_user_then_reauthenticates(
         assert waiting.pending_challenges == []
         assert waiting.next_refresh_at is None, "no short deadline while the user is away"
         assert waiting.message
+        handle = links.temporal.get_workflow_handle(link_id)
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        assert "send `reauthenticate`" in metadata.current_details
+        assert "Next refresh" not in metadata.current_details, "no refresh is scheduled"
         await asyncio.sleep(2)  # past the refresh interval: still waiting, nothing refreshed
         assert (await links.snapshot(link_id)).attempts.refreshes == waiting.attempts.refreshes
 
