@@ -44,7 +44,6 @@ from linkflow.models import (
     Provider,
     RelinkRequest,
 )
-from linkflow.refusals import STILL_RECORDING
 from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF, connect
 from linkflow.webhook_policy import WebhookPolicy, WebhookUrlRefused, check_webhook_url
 from workflows.account_link import ANSWER_MFA_SIGNAL, SETTLED_UPDATE, WORKFLOW_TYPE
@@ -66,8 +65,6 @@ class AnswerRefused(LinkRefused):
 
 # A link rests in these until the user or its schedule moves it (or it has ended).
 RESTING = {LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
-# How long to wait before sending again an update that met the link mid-step (about 3 s in all).
-RECORDING_RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.5)
 # Link ids are workflow ids: they show in Temporal Web, logs and URLs, so they hold no free text.
 LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -190,14 +187,6 @@ class LinkClient:
             with contextlib.suppress(WorkflowAlreadyStartedError):
                 await start.workflow_handle()
             return link_id, await self.snapshot(link_id)
-        except WorkflowUpdateFailedError as error:
-            # The link was already running and mid-step: wait for it as any update does.
-            if getattr(error.cause, "message", None) != STILL_RECORDING:
-                raise
-            waited = await self._update(
-                link_id, SETTLED_UPDATE, None, LinkRefused, update_id=update_id
-            )
-            return link_id, waited
         return link_id, snapshot
 
     def _indexed(self, request: LinkRequest) -> LinkRequest:
@@ -278,26 +267,19 @@ class LinkClient:
     ) -> LinkSnapshot:
         handle = self._handle(link_id)
         args = [] if arg is None else [arg]
-        for pause in (*RECORDING_RETRY_PAUSES, None):
-            try:
-                snapshot: LinkSnapshot = await handle.execute_update(
-                    name, args=args, id=update_id, result_type=LinkSnapshot
-                )
-                return snapshot
-            except WorkflowUpdateFailedError as error:
-                message = getattr(error.cause, "message", None) or str(error.cause)
-                # The link took no note of it: the same update goes again, once it has recorded
-                # the step it was taking (see LinkRecord.refuse_while_recording).
-                if message == STILL_RECORDING and pause is not None:
-                    await asyncio.sleep(pause)
-                    continue
-                raise refused(message) from error
-            except RPCError as error:
-                if error.status == RPCStatusCode.NOT_FOUND:
-                    # Either no such link, or it has ended and takes no more updates.
-                    await self._require_running(link_id, refused)
-                raise
-        raise AssertionError("unreachable: the last pass returns or raises")
+        try:
+            snapshot: LinkSnapshot = await handle.execute_update(
+                name, args=args, id=update_id, result_type=LinkSnapshot
+            )
+            return snapshot
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise refused(getattr(cause, "message", None) or str(cause)) from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                # Either no such link, or it has ended and takes no more updates.
+                await self._require_running(link_id, refused)
+            raise
 
     async def signal_mfa(self, link_id: str, submission: MfaSubmission) -> None:
         """Answer through the signal, for callers that cannot wait for a reply."""

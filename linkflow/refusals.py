@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-# An update that meets the link mid-step is refused with this, and LinkClient sends it again.
-STILL_RECORDING = "The link is still recording its last step; send this again in a moment."
-
 QUOTE_LIMIT = 40
 MAX_REFUSAL_LENGTH = 500
 MAX_ERRORS_DESCRIBED = 5

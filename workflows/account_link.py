@@ -60,7 +60,7 @@ class AccountLinkWorkflow:
             self._ended = True
             return record.snapshot()
         request = record.request
-        self._calls = ProviderCalls(request.provider, record.folded, record.moved_on)
+        self._calls = ProviderCalls(request.provider, one_call_per_step=record.folded)
         self._waits = Waiting(record, self._calls, lambda: self._unlink_requested)
         record.outbox = WebhookOutbox(request.options.webhook_url, batched=record.folded)
         try:
@@ -83,8 +83,10 @@ class AccountLinkWorkflow:
         return record.snapshot()
 
     async def _follow(self, state: ProviderState, *, user_present: bool = True) -> None:
-        """Drive the provider's job until the link is connected or needs the user (a scheduled
-        refresh has no user present: a challenge then asks the user to come back)."""
+        """Drive the provider's job until the link is connected or needs the user.
+
+        A scheduled refresh has no user present: a challenge then asks the user to come back.
+        """
         record = self._record
         while True:
             record.note_provider_state(state)
@@ -124,7 +126,6 @@ class AccountLinkWorkflow:
                     timeout=timeout,
                     timeout_summary="next refresh",
                 )
-            record.moved_on()
             self._waits.check_unlink()
             await self._carry_out(self._command or Command.REFRESH)
             self._command = None
@@ -170,8 +171,11 @@ class AccountLinkWorkflow:
                 raise LinkEnded(LinkStatus.FAILED, reason, message) from None
 
     async def _continue_as_new(self) -> None:
-        """Start the next run with this one's state once nothing is in flight; an update that
-        arrives meanwhile is served first, and the loop's next pass comes back here."""
+        """Start the next run with this one's state, once nothing is left in flight here.
+
+        An update that arrives meanwhile is served first (its handler waits for the link, so
+        waiting for handlers alone could wait forever); the next pass of the loop comes back.
+        """
         record = self._record
         await record.outbox.close()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._asked())
@@ -208,12 +212,14 @@ class AccountLinkWorkflow:
     def validate_submit_mfa(self, submission: RawValue = inbox.NO_PAYLOAD) -> None:
         submitted = inbox.read_payload(submission, MfaSubmission, "submit_mfa update")
         self._record.round.check(submitted, self._record.link.status)
-        self._record.refuse_while_recording()
 
     @workflow.signal(dynamic=True)
     def on_signal(self, name: str, payloads: Sequence[RawValue]) -> None:
-        """`answer_mfa`, for clients that can only signal; dynamic, so that any signal reaches
-        the link (no payload, several, undecodable, another name), which says why it refused."""
+        """`answer_mfa`: the same answer as `submit_mfa`, for clients that can only signal.
+
+        Dynamic, so that a signal with no payload, several, or one the SDK cannot decode still
+        reaches the link, which records why it refused it. Other signal names are refused too.
+        """
         try:
             submission = inbox.read_signal(name, payloads, ANSWER_MFA_SIGNAL, MfaSubmission)
             self._record.round.check(submission, self._record.link.status)
@@ -269,7 +275,6 @@ class AccountLinkWorkflow:
         if self._ended or self._record.link.status.is_final:
             status = self._record.link.status
             raise ValueError(f"The link has ended ({status}); there is nothing to unlink.")
-        self._record.refuse_while_recording()
 
     @workflow.update(name=SETTLED_UPDATE)
     async def settled(self) -> LinkSnapshot:
@@ -280,10 +285,6 @@ class AccountLinkWorkflow:
             lambda: self._ended or record.link.status in link_record.ASKING_OR_RESTING
         )
         return record.snapshot()
-
-    @settled.validator
-    def validate_settled(self) -> None:
-        self._record.refuse_while_recording()  # as every update's validator does
 
     async def _run_command(self, command: Command) -> LinkSnapshot:
         self._command = command
@@ -296,4 +297,3 @@ class AccountLinkWorkflow:
         link = self._record.link
         if refusal := later_life.refused_command(link, command, busy, ended, unlinking):
             raise ValueError(refusal)
-        self._record.refuse_while_recording()

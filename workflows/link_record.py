@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         StatusChange,
         WebhookEvent,
     )
-    from linkflow.refusals import STILL_RECORDING, bounded
+    from linkflow.refusals import bounded
     from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF
     from providers.base import ProviderState
     from workflows import link_metrics
@@ -87,8 +87,6 @@ class LinkRecord:
         # Bumped each time the run reaches a point where waiting handlers get their answer.
         self.settles = 0
         self.settled_round = 0
-        # The history length of the workflow task in which the run last moved on from a wait.
-        self._moved_at = 0
 
     @classmethod
     def from_start(cls, inputs: Sequence[RawValue]) -> LinkRecord:
@@ -115,21 +113,6 @@ class LinkRecord:
         return CarriedLink(
             snapshot=self.snapshot(), provider_session=self.session, events_sent=self.events_sent
         )
-
-    def moved_on(self) -> None:
-        """The run moved on from a wait (an activity's result, a timer): note in which task."""
-        self._moved_at = workflow.info().get_current_history_length()
-
-    def refuse_while_recording(self) -> None:
-        """Refuse an update that meets the run in the workflow task in which it moved on.
-
-        A worker that picks a link up cold can hand such an update over after the run's step, yet
-        replaying the same task hands it over first (sdk-python issue 1591), and the history no
-        longer replays. Refused, the update is sent again (LinkClient does) and lands in the next
-        task, where both orders agree; an update in a task where the run has not moved is taken.
-        """
-        if self._moved_at == workflow.info().get_current_history_length():
-            raise ValueError(STILL_RECORDING)
 
     def runs_code_since(self, patch_id: str) -> bool:
         """Whether this run takes the path `patch_id` introduced. A run that folds began after

@@ -95,12 +95,8 @@ class ProviderCallFailed(Exception):
 class ProviderCalls:
     """One link's provider calls, made the way its run was recorded."""
 
-    def __init__(
-        self, provider: Provider, one_call_per_step: bool, moved_on: Callable[[], None]
-    ) -> None:
-        """`moved_on` is told each time a call's outcome reaches the run."""
+    def __init__(self, provider: Provider, *, one_call_per_step: bool) -> None:
         self.provider = provider
-        self._moved_on = moved_on
         self.one_call_per_step = one_call_per_step
         self._slow = provider in SLOW_PROVIDER_CALL_TIMEOUTS
         self._step_timeout = SLOW_PROVIDER_CALL_TIMEOUTS.get(provider, PROVIDER_CALL_TIMEOUT)
@@ -109,8 +105,7 @@ class ProviderCalls:
         if not self.one_call_per_step:
             return {}
         follow = ACTIVE_WAIT_SECONDS if self._slow else LOCAL_FOLLOW_SECONDS
-        step_key = str(workflow.uuid4())
-        return {"follow_seconds": follow, "fetch_accounts": True, "step_key": step_key}
+        return {"follow_seconds": follow, "fetch_accounts": True}
 
     async def login(self, link_id: str, request: LinkRequest) -> StepState:
         data = LoginInput(link_id=link_id, request=request, **self._following())
@@ -229,8 +224,6 @@ class ProviderCalls:
             )
         except ActivityError as error:
             raise ProviderCallFailed(error.cause or error) from error
-        finally:
-            self._moved_on()
 
     async def _local(
         self,
@@ -251,5 +244,3 @@ class ProviderCalls:
             raise ProviderCallFailed(error.cause or error) from error
         except FailureError as error:
             raise ProviderCallFailed(error) from error
-        finally:
-            self._moved_on()

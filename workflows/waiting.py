@@ -100,7 +100,6 @@ class Waiting:
                 timeout=remaining,
                 timeout_summary=f"MFA round {mfa_round.number} deadline",
             )
-        self._record.moved_on()
         self.check_unlink()
         # An answer accepted in the same workflow task as the timer still counts.
         if not mfa_round.complete:
@@ -130,7 +129,6 @@ class Waiting:
         """A durable timer that an accepted `unlink` cuts short."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(self._unlinking, timeout=seconds, timeout_summary=summary)
-        self._record.moved_on()
         self.check_unlink()
 
     def _begin_round(self, state: ProviderState) -> float:
