@@ -374,3 +374,38 @@ async def test_a_link_continues_as_new_when_the_server_suggests_it(
         assert carried.status is LinkStatus.CONNECTED
         assert carried.accounts == ACCOUNTS
         assert carried.attempts.logins == 1
+
+
+# ---------------------------------------------------------------- a step's key across its retries
+
+
+async def test_a_step_retried_after_a_durable_backoff_keeps_its_idempotency_key(
+    time_skipping_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+):
+    """A local activity whose backoff outgrows the worker's wait runs again under a new activity
+    id (found by the chaos run: answers reached the provider twice under two keys); the key the
+    workflow gives the step stays the same on every attempt."""
+    seen: list[tuple[str, str, int]] = []
+    failures_left = 4  # backoffs of 1, 2, 4 and 8 s: the last two are durable timers
+
+    @activity.defn(name="provider_login")
+    async def flaky_login(data: LoginInput) -> StepState:
+        nonlocal failures_left
+        info = activity.info()
+        seen.append((data.idempotency_key(), info.activity_id, info.attempt))
+        if failures_left:
+            failures_left -= 1
+            raise ApplicationError("The provider answered HTTP 503.", type=PROVIDER_UNAVAILABLE)
+        return SlowProvider().state(Outcome.LINKED)
+
+    provider = SlowProvider()
+    monkeypatch.setattr(provider, "activities", lambda: [flaky_login])
+    async with link_story(time_skipping_env, provider, monkeypatch, LinkOptions()) as handle:
+        await handle.execute_update("settled", result_type=LinkSnapshot)
+
+    keys = {key for key, _, _ in seen}
+    activity_ids = {activity_id for _, activity_id, _ in seen}
+    assert len(seen) == 5
+    assert len(keys) == 1, "every attempt of the step sent the same key"
+    assert next(iter(keys)).endswith("-step-1")
+    assert len(activity_ids) > 1, "the backoff did run the step under a new activity id"

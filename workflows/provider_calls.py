@@ -98,6 +98,7 @@ class ProviderCalls:
     def __init__(self, provider: Provider, *, one_call_per_step: bool) -> None:
         self.provider = provider
         self.one_call_per_step = one_call_per_step
+        self._steps = 0
         self._slow = provider in SLOW_PROVIDER_CALL_TIMEOUTS
         self._step_timeout = SLOW_PROVIDER_CALL_TIMEOUTS.get(provider, PROVIDER_CALL_TIMEOUT)
 
@@ -105,7 +106,11 @@ class ProviderCalls:
         if not self.one_call_per_step:
             return {}
         follow = ACTIVE_WAIT_SECONDS if self._slow else LOCAL_FOLLOW_SECONDS
-        return {"follow_seconds": follow, "fetch_accounts": True}
+        # The step's Idempotency-Key, the same for each of its attempts: counted, not drawn, so
+        # it depends on nothing but the run's own story.
+        self._steps += 1
+        step_key = f"{workflow.info().run_id}-step-{self._steps}"
+        return {"follow_seconds": follow, "fetch_accounts": True, "step_key": step_key}
 
     async def login(self, link_id: str, request: LinkRequest) -> StepState:
         data = LoginInput(link_id=link_id, request=request, **self._following())
