@@ -9,36 +9,28 @@ first login after half an hour.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio import activity, workflow
-from temporalio.client import WorkflowHandle
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.provider import AccountsResult, LoginInput, SessionInput, WaitInput
 from linkflow.models import (
     Account,
-    Credentials,
     LinkOptions,
     LinkReason,
-    LinkRequest,
-    LinkSnapshot,
     LinkStatus,
-    Provider,
 )
 from providers.base import Outcome, ProviderState
-from workflows.account_link import WORKFLOW_TYPE, AccountLinkWorkflow
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
+from tests.fixtures.faked_links import faked_link, snapshot
 
 DAY = 24 * 3600
+STORY_OPTIONS = LinkOptions(refresh_interval_seconds=DAY)
 
 
 @dataclass
@@ -80,50 +72,13 @@ class FakeProvider:
         return [login, wait, refresh, fetch_accounts]
 
 
-@asynccontextmanager
-async def linked_story(
-    env: WorkflowEnvironment, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[WorkflowHandle[Any, LinkSnapshot]]:
-    # The test server has no operator service to register search attributes (see test_workflow).
-    monkeypatch.setattr(workflow, "upsert_search_attributes", lambda updates: None)
-    task_queue = f"bad-days-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
-        activities=provider.activities(),
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await env.client.start_workflow(
-            WORKFLOW_TYPE,
-            LinkRequest(
-                provider=Provider.ARCADIA,
-                user_ref="bad-days",
-                credentials=Credentials(username="user_good", password="pass_good"),
-                options=LinkOptions(refresh_interval_seconds=DAY),
-            ),
-            id=f"link-bad-days-{uuid.uuid4()}",
-            task_queue=task_queue,
-            result_type=LinkSnapshot,
-        )
-        try:
-            yield handle
-        finally:
-            # A living link waits forever; left running without a worker, its next task would
-            # stop the test server from skipping time for the tests after this one.
-            await handle.terminate("the story is over")
-
-
-async def snapshot(handle: WorkflowHandle[Any, LinkSnapshot]) -> LinkSnapshot:
-    result: LinkSnapshot = await handle.query("snapshot", result_type=LinkSnapshot)
-    return result
-
-
 async def test_an_outage_keeps_a_connected_link_connected_and_it_tries_again(
     time_skipping_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ):
     provider = FakeProvider()
-    async with linked_story(time_skipping_env, provider, monkeypatch) as handle:
+    async with faked_link(
+        time_skipping_env, provider.activities(), monkeypatch, STORY_OPTIONS, name="bad-days"
+    ) as handle:
         await time_skipping_env.sleep(60)
         assert (await snapshot(handle)).status is LinkStatus.CONNECTED
 
@@ -153,7 +108,9 @@ async def test_days_of_trouble_say_institution_unavailable_and_a_success_mends_i
     time_skipping_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ):
     provider = FakeProvider()
-    async with linked_story(time_skipping_env, provider, monkeypatch) as handle:
+    async with faked_link(
+        time_skipping_env, provider.activities(), monkeypatch, STORY_OPTIONS, name="bad-days"
+    ) as handle:
         await time_skipping_env.sleep(60)
         provider.refresh_fails = True
         await time_skipping_env.sleep(5 * DAY)
@@ -181,7 +138,9 @@ async def test_a_provider_job_of_hours_no_longer_fails_a_first_login(
 ):
     # Twelve checks on the backing-off ladder take well over the old 30-minute cap.
     provider = FakeProvider(waits_before_linked=12)
-    async with linked_story(time_skipping_env, provider, monkeypatch) as handle:
+    async with faked_link(
+        time_skipping_env, provider.activities(), monkeypatch, STORY_OPTIONS, name="bad-days"
+    ) as handle:
         await time_skipping_env.sleep(6 * 3600)
         linked = await snapshot(handle)
         assert linked.status is LinkStatus.CONNECTED

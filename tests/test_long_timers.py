@@ -14,19 +14,17 @@ step's retries are spent, whichever way they were spent.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio import activity, workflow
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio import activity
+from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.errors import PROVIDER_UNAVAILABLE
 from activities.provider import LoginInput, SessionStep, StepState, WaitInput
@@ -35,21 +33,17 @@ from linkflow.models import (
     Account,
     Challenge,
     ChallengeKind,
-    Credentials,
     LinkOptions,
     LinkReason,
-    LinkRequest,
     LinkSnapshot,
     LinkStatus,
-    Provider,
 )
 from linkflow.temporal import SEARCH_ATTRIBUTES
 from providers.base import Outcome
 from tests.conftest import TEST_DATA_CONVERTER
-from workflows.account_link import WORKFLOW_TYPE, AccountLinkWorkflow
+from tests.fixtures.faked_links import faked_link, snapshot
 from workflows.later_life import PROVIDER_TROUBLE_RETRY_SECONDS
 from workflows.waiting import MAX_PROVIDER_JOB_SECONDS
-from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 DAY = 24 * 3600
 SESSION = {"member": "M-7", "job": "J-1"}
@@ -110,51 +104,13 @@ class SlowProvider:
         return [login, wait, refresh]
 
 
-@asynccontextmanager
-async def link_story(
+def story(
     env: WorkflowEnvironment,
     provider: SlowProvider,
     monkeypatch: pytest.MonkeyPatch,
     options: LinkOptions,
-) -> AsyncIterator[WorkflowHandle[Any, LinkSnapshot]]:
-    # The test server has no operator service to register search attributes (see test_workflow).
-    monkeypatch.setattr(workflow, "upsert_search_attributes", lambda updates: None)
-    task_queue = f"long-timers-{uuid.uuid4()}"
-    link_id = f"link-long-timers-{uuid.uuid4()}"
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[AccountLinkWorkflow, WebhookDeliveryWorkflow],
-        activities=provider.activities(),
-        workflow_runner=UnsandboxedWorkflowRunner(),
-    ):
-        handle = await env.client.start_workflow(
-            WORKFLOW_TYPE,
-            LinkRequest(
-                provider=Provider.ARCADIA,
-                user_ref="long-timers",
-                credentials=Credentials(username="user_good", password="pass_good"),
-                options=options,
-            ),
-            id=link_id,
-            task_queue=task_queue,
-            result_type=LinkSnapshot,
-        )
-        # The handle names no run: its queries, descriptions and termination reach the latest
-        # run, after continue-as-new too, and its result follows the runs from the first.
-        assert handle.run_id is None
-        try:
-            yield handle
-        finally:
-            # Left running without a worker, a living link's next task would stop the test server
-            # from skipping time for the tests after this one.
-            if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-                await handle.terminate("the story is over")
-
-
-async def snapshot(handle: WorkflowHandle[Any, Any]) -> LinkSnapshot:
-    result: LinkSnapshot = await handle.query("snapshot", result_type=LinkSnapshot)
-    return result
+) -> AbstractAsyncContextManager[WorkflowHandle[Any, LinkSnapshot]]:
+    return faked_link(env, provider.activities(), monkeypatch, options, name="long-timers")
 
 
 # ---------------------------------------------------------------- (a) the provider job's week
@@ -164,7 +120,7 @@ async def test_a_first_login_whose_job_stays_pending_for_a_week_fails(
     time_skipping_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ):
     provider = SlowProvider(login_outcome=Outcome.PENDING)
-    async with link_story(time_skipping_env, provider, monkeypatch, LinkOptions()) as handle:
+    async with story(time_skipping_env, provider, monkeypatch, LinkOptions()) as handle:
         # Awaiting the result lets the test server skip from one recheck timer to the next.
         ended = await handle.result()
         assert ended.status is LinkStatus.FAILED
@@ -219,7 +175,7 @@ async def test_a_connected_links_failing_refreshes_back_off_along_the_ladder(
     options = LinkOptions(refresh_interval_seconds=DAY)
     ladder = [*PROVIDER_TROUBLE_RETRY_SECONDS, 12 * 3600, 12 * 3600]
     assert ladder == [300, 900, 3600, 4 * 3600, 12 * 3600, 12 * 3600, 12 * 3600]
-    async with link_story(time_skipping_env, provider, monkeypatch, options) as handle:
+    async with story(time_skipping_env, provider, monkeypatch, options) as handle:
         troubled = await refreshes_fail_along_the_ladder(
             time_skipping_env, handle, provider, DAY, ladder
         )
@@ -237,7 +193,7 @@ async def test_the_ladder_is_capped_at_the_refresh_interval_and_days_of_it_are_s
     provider = SlowProvider()
     hour = 3600
     options = LinkOptions(refresh_interval_seconds=hour)
-    async with link_story(time_skipping_env, provider, monkeypatch, options) as handle:
+    async with story(time_skipping_env, provider, monkeypatch, options) as handle:
         troubled = await refreshes_fail_along_the_ladder(
             time_skipping_env, handle, provider, hour, [300, 900, hour, hour, hour]
         )
@@ -277,7 +233,7 @@ async def test_a_push_approval_never_granted_fails_the_link_when_its_window_clos
 ):
     provider = SlowProvider(login_outcome=Outcome.CHALLENGED)
     options = LinkOptions(mfa_timeout_seconds=5)
-    async with link_story(time_skipping_env, provider, monkeypatch, options) as handle:
+    async with story(time_skipping_env, provider, monkeypatch, options) as handle:
         ended = await handle.result()
         assert ended.status is LinkStatus.FAILED
         assert ended.reason is LinkReason.MFA_TIMEOUT
@@ -303,7 +259,7 @@ async def test_a_link_continues_as_new_after_its_refreshes_per_run_carrying_its_
 ):
     provider = SlowProvider()
     options = LinkOptions(refresh_interval_seconds=DAY, refreshes_per_run=2)
-    async with link_story(time_skipping_env, provider, monkeypatch, options) as latest:
+    async with story(time_skipping_env, provider, monkeypatch, options) as latest:
         await time_skipping_env.sleep(60)
         connected = await snapshot(latest)
         assert connected.attempts.runs == 1
@@ -359,7 +315,7 @@ async def test_a_link_continues_as_new_when_the_server_suggests_it(
 ):
     provider = SlowProvider()
     options = LinkOptions(refresh_interval_seconds=1, refreshes_per_run=1_000)
-    async with link_story(suggesting_env, provider, monkeypatch, options) as handle:
+    async with story(suggesting_env, provider, monkeypatch, options) as handle:
         first_run = (await handle.describe()).run_id
         # Wait (a bounded while, never a figure asserted) for the server's suggestion to be taken.
         for _ in range(240):
@@ -398,9 +354,9 @@ async def test_a_step_retried_after_a_durable_backoff_keeps_its_idempotency_key(
             raise ApplicationError("The provider answered HTTP 503.", type=PROVIDER_UNAVAILABLE)
         return SlowProvider().state(Outcome.LINKED)
 
-    provider = SlowProvider()
-    monkeypatch.setattr(provider, "activities", lambda: [flaky_login])
-    async with link_story(time_skipping_env, provider, monkeypatch, LinkOptions()) as handle:
+    async with faked_link(
+        time_skipping_env, [flaky_login], monkeypatch, LinkOptions(), name="long-timers"
+    ) as handle:
         await handle.execute_update("settled", result_type=LinkSnapshot)
 
     keys = {key for key, _, _ in seen}
