@@ -48,15 +48,20 @@ class WebhookDeliveryWorkflow:
         )
 
 
+async def deliver_batch(batch: WebhookBatch) -> WebhookBatchReceipt:
+    """Deliver a link's events in order, with the durable retries above (from workflow code)."""
+    return await workflow.execute_activity_method(
+        WebhookActivities.deliver_webhooks,
+        batch,
+        start_to_close_timeout=timedelta(seconds=30 * len(batch.events) + 30),
+        heartbeat_timeout=timedelta(seconds=45),
+        retry_policy=WEBHOOK_RETRY,
+        summary=f"deliver {len(batch.events)} event(s) to the app's webhook",
+    )
+
+
 @workflow.defn(name="WebhookHandoverWorkflow")
 class WebhookHandoverWorkflow:
     @workflow.run
     async def run(self, batch: WebhookBatch) -> WebhookBatchReceipt:
-        return await workflow.execute_activity_method(
-            WebhookActivities.deliver_webhooks,
-            batch,
-            start_to_close_timeout=timedelta(seconds=30 * len(batch.events) + 30),
-            heartbeat_timeout=timedelta(seconds=45),
-            retry_policy=WEBHOOK_RETRY,
-            summary=f"deliver {len(batch.events)} event(s) to the app's webhook",
-        )
+        return await deliver_batch(batch)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -25,12 +24,12 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import AnyHttpUrl
 
-    from activities.webhooks import WebhookActivities, WebhookBatch, WebhookDelivery
+    from activities.webhooks import WebhookBatch, WebhookDelivery
     from linkflow.models import WebhookEvent
     from workflows.webhook_delivery import (
-        WEBHOOK_RETRY,
         WebhookDeliveryWorkflow,
         WebhookHandoverWorkflow,
+        deliver_batch,
     )
 
 # How long the end of a run waits for the batch in flight before handing the rest over.
@@ -65,14 +64,7 @@ class WebhookOutbox:
             self._in_flight, self._waiting = self._waiting, []
             with contextlib.suppress(Exception):
                 # A batch given up on (a receiver down for hours) does not stop the next one.
-                await workflow.execute_activity_method(
-                    WebhookActivities.deliver_webhooks,
-                    WebhookBatch(url=self._url, events=self._in_flight),
-                    start_to_close_timeout=timedelta(seconds=30 * len(self._in_flight) + 30),
-                    heartbeat_timeout=timedelta(seconds=45),
-                    retry_policy=WEBHOOK_RETRY,
-                    summary=f"deliver {len(self._in_flight)} event(s) to the app's webhook",
-                )
+                await deliver_batch(WebhookBatch(url=self._url, events=self._in_flight))
             self._in_flight = []
         self._delivery = None
 
