@@ -44,7 +44,13 @@ from linkflow.models import (
     Provider,
     RelinkRequest,
 )
-from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF, connect
+from linkflow.temporal import (
+    LINK_PROVIDER,
+    LINK_STATUS,
+    LINK_USER_REF,
+    connect,
+    link_search_attributes,
+)
 from linkflow.webhook_policy import WebhookPolicy, WebhookUrlRefused, check_webhook_url
 from workflows.account_link import ANSWER_MFA_SIGNAL, SETTLED_UPDATE, WORKFLOW_TYPE
 
@@ -386,13 +392,10 @@ _STATUSES = {status.value for status in LinkStatus}
 def starting_search_attributes(request: LinkRequest) -> TypedSearchAttributes:
     """The link's search attributes as it starts, set with the start itself: the link writes
     them only when they change, so a start costs no upsert of its own."""
-    pairs: list[SearchAttributePair[str]] = [
-        SearchAttributePair(LINK_STATUS, LinkStatus.CONNECTING.value),
-        SearchAttributePair(LINK_PROVIDER, request.provider.value),
-    ]
-    if request.user_ref_key:
-        pairs.append(SearchAttributePair(LINK_USER_REF, request.user_ref_key))
-    return TypedSearchAttributes(pairs)
+    attributes = link_search_attributes(
+        LinkStatus.CONNECTING.value, request.provider.value, request.user_ref_key
+    )
+    return TypedSearchAttributes([SearchAttributePair(key, value) for key, value in attributes])
 
 
 def _quoted(value: str) -> str:

@@ -32,6 +32,20 @@ LINK_PROVIDER = SearchAttributeKey.for_keyword("LinkProvider")
 LINK_USER_REF = SearchAttributeKey.for_keyword("LinkUserRef")
 SEARCH_ATTRIBUTES = (LINK_STATUS, LINK_PROVIDER, LINK_USER_REF)
 
+
+def link_search_attributes(
+    status: str, provider: str | None, user_ref_key: str | None
+) -> list[tuple[SearchAttributeKey[str], str]]:
+    """The search attributes a link carries, as (key, value): its status and, when known, its
+    provider and the keyed hash of its user's reference."""
+    attributes = [(LINK_STATUS, status)]
+    if provider is not None:
+        attributes.append((LINK_PROVIDER, provider))
+    if user_ref_key:
+        attributes.append((LINK_USER_REF, user_ref_key))
+    return attributes
+
+
 # What one caller can put in a link's history, set on the server: any payload (a signal's, a
 # start's) over BLOB_SIZE_ERROR_BYTES is refused by the server before it is recorded (the default,
 # 2 MB, lets a few refused messages fill a history to its limit), and a run accepts at most

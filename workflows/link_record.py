@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookEvent,
     )
     from linkflow.refusals import bounded
-    from linkflow.temporal import LINK_PROVIDER, LINK_STATUS, LINK_USER_REF
+    from linkflow.temporal import link_search_attributes
     from providers.base import ProviderState
     from workflows import link_metrics
     from workflows.inbox import MalformedMessage, read_start
@@ -270,11 +270,9 @@ def search_attribute_updates(
     link: LinkSnapshot, request: LinkRequest | None, *, folded: bool
 ) -> list[SearchAttributeUpdate[str]]:
     """The link's search attributes; folded, only those that differ from what visibility holds."""
-    wanted = [(LINK_STATUS, link.status.value)]
-    if link.provider is not None:
-        wanted.append((LINK_PROVIDER, link.provider.value))
-    if request is not None and request.user_ref_key:
-        wanted.append((LINK_USER_REF, request.user_ref_key))
+    provider = link.provider.value if link.provider is not None else None
+    user_ref_key = request.user_ref_key if request is not None else None
+    wanted = link_search_attributes(link.status.value, provider, user_ref_key)
     current = workflow.info().typed_search_attributes
     return [
         key.value_set(value) for key, value in wanted if not folded or current.get(key) != value
