@@ -22,10 +22,14 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
+    # `import a.b as b`, not `from a import b`: the sandbox passes a module through by the name
+    # it is imported by, and `from workflows import inbox` would import it anew for every run.
+    import workflows.inbox as inbox
+    import workflows.later_life as later_life
+    import workflows.link_record as link_record
     from activities.provider import StepState
     from linkflow.models import LinkReason, LinkSnapshot, LinkStatus, MfaSubmission, RelinkRequest
     from providers.base import Outcome, ProviderState
-    from workflows import inbox, later_life, link_record
     from workflows.later_life import Command
     from workflows.provider_calls import ProviderCallFailed, ProviderCalls
     from workflows.waiting import RIDES_OUT_BAD_DAYS_PATCH as RIDES_OUT_BAD_DAYS
