@@ -9,8 +9,10 @@ the end, fetch the accounts once connected) and returns where the login stands. 
 are linkflow's own MX adapter (providers/mx.py), so both sides do the same HTTP; polling follows
 linkflow's pace (read at once, then every 0.25 s) so that neither waits more than the other.
 
-`BareUpdateWorkflow` is the floor under both: an update that returns at once, so an answer's round
-trip can be read as a multiple of the cheapest round trip the server offers.
+`BareUpdateWorkflow` is the floor under both: an update that returns at once (`ping`), so an
+answer's round trip can be read as a multiple of the cheapest round trip the server offers; and an
+update that runs one local activity making two reads of the sandbox's MX and returns
+(`provider_floor`): the least an answer that must send one call and read the result once can cost.
 
     python bench/newcomer.py worker --address 127.0.0.1:7233 --task-queue newcomer \\
         --sandbox-url http://127.0.0.1:8099
@@ -87,6 +89,13 @@ class NewcomerActivities:
             idempotency_key=_idempotency_key(),
         )
         return await self._until_settled(state)
+
+    @activity.defn(name="newcomer_read_twice")
+    async def read_twice(self, institution: str) -> int:
+        """Two reads of one MX resource: as many requests as an answer and its first read."""
+        for _ in range(2):
+            await self.adapter.credential_fields(institution)
+        return 2
 
     async def _until_settled(self, state: ProviderState) -> LinkStep:
         while state.outcome is Outcome.PENDING:
@@ -167,6 +176,12 @@ class BareUpdateWorkflow:
     def ping(self) -> int:
         return 1
 
+    @workflow.update
+    async def provider_floor(self, institution: str) -> int:
+        return await workflow.execute_local_activity_method(
+            NewcomerActivities.read_twice, institution, start_to_close_timeout=ACTIVITY_TIMEOUT
+        )
+
     @workflow.signal
     def finish(self) -> None:
         self.done = True
@@ -193,7 +208,7 @@ async def run_worker(address: str, namespace: str, task_queue: str, sandbox_url:
             client,
             task_queue=task_queue,
             workflows=[NewcomerLinkWorkflow, BareUpdateWorkflow],
-            activities=[activities.login, activities.answer],
+            activities=[activities.login, activities.answer, activities.read_twice],
         ):
             logger.info("%s %r on %s", READY_LINE, task_queue, address)
             await stop.wait()

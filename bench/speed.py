@@ -16,7 +16,8 @@ so that the machine's noise hits both, and every figure is also given as a ratio
 - CPU per link of the dev server plus the side's worker (from /proc/<pid>/stat);
 - at 1 in flight, answer -> next challenge and start -> first challenge (p50, p90), each also as
   a multiple of a bare update round trip (an update that returns at once) measured in the same
-  pairs;
+  pairs, beside the provider floor: an update that runs one local activity making two reads of
+  the sandbox's MX, the least an answer that sends one call and reads its result once can cost;
 - with a second sandbox whose provider jobs take 0.3 s: answer -> next challenge, and how far
   over the 0.3 s job it is;
 - the history events of one complete two-round link (linkflow without and with a webhook URL,
@@ -78,6 +79,7 @@ from sandbox.users import CORRECT_ANSWER  # noqa: E402
 USERNAME = "user_otp"
 PASSWORD = "pass_good"
 SLOW_LATENCY_SECONDS = 0.3
+FLOOR_INSTITUTION = "mxbank"  # the sandbox's MX institution every test user logs in at
 LINKFLOW = "linkflow"
 NEWCOMER = "newcomer"
 SIDES = (LINKFLOW, NEWCOMER)
@@ -290,19 +292,28 @@ async def run_batch(
     )
 
 
-async def bare_round_trips(client: Client, task_queue: str, count: int) -> list[float]:
-    """`count` bare updates, one after another, on one workflow that answers at once."""
+async def bare_round_trips(
+    client: Client, task_queue: str, count: int, *, update: str = "ping", args: Sequence[Any] = ()
+) -> list[float]:
+    """`count` updates, one after another, on one `BareUpdateWorkflow`: `ping` answers at once,
+    `provider_floor` (with an MX institution code) first reads the sandbox twice."""
     handle = await client.start_workflow(
         BARE_WORKFLOW, id=f"bare-{uuid.uuid4()}", task_queue=task_queue
     )
-    await handle.execute_update("ping", result_type=int)  # the first one also runs the start
+    await handle.execute_update(update, args=args, result_type=int)  # the first also starts it
     took: list[float] = []
     for _ in range(count):
         began = time.perf_counter()
-        await handle.execute_update("ping", result_type=int)
+        await handle.execute_update(update, args=args, result_type=int)
         took.append(time.perf_counter() - began)
     await handle.signal("finish")
     return took
+
+
+async def provider_floor_round_trips(client: Client, task_queue: str, count: int) -> list[float]:
+    return await bare_round_trips(
+        client, task_queue, count, update="provider_floor", args=[FLOOR_INSTITUTION]
+    )
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -404,6 +415,7 @@ class Settings:
 class Results:
     batches: list[tuple[int, Batch, Batch]] = field(default_factory=list)  # (pair, linkflow, new)
     bare: list[list[float]] = field(default_factory=list)  # per pair, at 1 in flight
+    floor: list[list[float]] = field(default_factory=list)  # per pair: the provider floor
     slow: dict[str, Latencies] = field(default_factory=dict)
     history: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_received: int = 0
@@ -467,6 +479,7 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
     for side, drive in sides.items():
         await run_batch(side, drive, pids, links=settings.warmup_links, in_flight=1)
     await bare_round_trips(newcomer_client, "newcomer-speed", 5)
+    await provider_floor_round_trips(newcomer_client, "newcomer-speed", 5)
 
     for size in settings.sizes:
         for pair in range(settings.pairs):
@@ -483,6 +496,11 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
             if size == 1:
                 results.bare.append(
                     await bare_round_trips(newcomer_client, "newcomer-speed", settings.bare_updates)
+                )
+                results.floor.append(
+                    await provider_floor_round_trips(
+                        newcomer_client, "newcomer-speed", settings.bare_updates
+                    )
                 )
             results.batches.append((pair, batches[LINKFLOW], batches[NEWCOMER]))
             log(pair_line(size, pair, batches[LINKFLOW], batches[NEWCOMER]))
@@ -578,6 +596,10 @@ def figures(results: Results) -> dict[str, float]:
     bare_p50 = percentile(bare, 0.5)
     out["bare_update_ms.p50"] = ms(bare_p50)
     out["bare_update_ms.p90"] = ms(percentile(bare, 0.9))
+    floor = [took for pair in results.floor for took in pair]
+    out["provider_floor_ms.p50"] = ms(percentile(floor, 0.5))
+    out["provider_floor_ms.p90"] = ms(percentile(floor, 0.9))
+    out["provider_floor.p50_over_bare_update"] = ratio(percentile(floor, 0.5), bare_p50)
     single = {LINKFLOW: Latencies(), NEWCOMER: Latencies()}
     for _, mine, theirs in results.batches:
         if mine.in_flight == 1:
@@ -634,6 +656,11 @@ def report(settings: Settings, results: Results, out: dict[str, float]) -> str:
     lines.append(
         f"bare update round trip: p50 {out['bare_update_ms.p50']} ms,"
         f" p90 {out['bare_update_ms.p90']} ms"
+    )
+    lines.append(
+        f"provider floor (an update running one local activity that reads the sandbox's MX twice):"
+        f" p50 {out['provider_floor_ms.p50']} ms, p90 {out['provider_floor_ms.p90']} ms,"
+        f" x{out['provider_floor.p50_over_bare_update']} bare"
     )
     for step, label in (
         ("answer_to_next_challenge", "answer -> next challenge"),

@@ -426,7 +426,7 @@ class MxAdapter(HttpAdapter):
     ) -> ProviderState:
         user_guid = await self._ensure_user(request.user_ref)
         institution = request.options.institution_code or self._institution_code
-        fields = await self._credential_fields(institution)
+        fields = await self.credential_fields(institution)
         created, _ = await self._read(
             "POST",
             f"/users/{user_guid}/members",
@@ -445,7 +445,7 @@ class MxAdapter(HttpAdapter):
             raise ProviderUnavailable("MX created a member but did not say its guid.")
         return state_from_member(member, {"user_guid": user_guid, "member_guid": member_guid})
 
-    async def _credential_fields(self, institution: str) -> dict[str, str]:
+    async def credential_fields(self, institution: str) -> dict[str, str]:
         """The institution's login fields, `field_name` -> credential guid."""
         try:
             fields, _ = await self._read(
@@ -547,7 +547,7 @@ class MxAdapter(HttpAdapter):
         # MX's "Update member" with the credentials keeps the member; MX aggregates a member
         # whose credentials are updated (MX's "Aggregating Data and Dealing with MFA").
         institution = request.options.institution_code or self._institution_code
-        fields = await self._credential_fields(institution)
+        fields = await self.credential_fields(institution)
         member, _ = await self._read(
             "PUT",
             self._member_path(session),
