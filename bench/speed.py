@@ -17,7 +17,8 @@ so that the machine's noise hits both, and every figure is also given as a ratio
 - at 1 in flight, answer -> next challenge and start -> first challenge (p50, p90), each also as
   a multiple of a bare update round trip (an update that returns at once) measured in the same
   pairs, beside the provider floor: an update that runs one local activity making two reads of
-  the sandbox's MX, the least an answer that sends one call and reads its result once can cost;
+  the sandbox's MX, the least an answer that sends one call and reads its result once can cost,
+  and a bare start (update-with-start of a workflow whose update answers at once);
 - with a second sandbox whose provider jobs take 0.3 s: answer -> next challenge, and how far
   over the 0.3 s job it is;
 - the history events of one complete two-round link (linkflow without and with a webhook URL,
@@ -48,7 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from temporalio.client import Client  # noqa: E402
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle  # noqa: E402
+from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 
 from bench.newcomer import (  # noqa: E402
@@ -310,6 +312,29 @@ async def bare_round_trips(
     return took
 
 
+async def bare_start_round_trips(client: Client, task_queue: str, count: int) -> list[float]:
+    """`count` update-with-starts of a `BareUpdateWorkflow` whose `ping` answers at once: what
+    starting a workflow and hearing back from it costs before any provider is called."""
+    took: list[float] = []
+    started: list[WorkflowHandle[Any, Any]] = []
+    for _ in range(count):
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            BARE_WORKFLOW,
+            id=f"bare-start-{uuid.uuid4()}",
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+        began = time.perf_counter()
+        await client.execute_update_with_start_workflow(
+            "ping", start_workflow_operation=start, result_type=int
+        )
+        took.append(time.perf_counter() - began)
+        started.append(await start.workflow_handle())
+    # Ended only after the timing, so that no run's ending overlaps the next one's start.
+    await asyncio.gather(*(handle.signal("finish") for handle in started))
+    return took
+
+
 async def provider_floor_round_trips(client: Client, task_queue: str, count: int) -> list[float]:
     return await bare_round_trips(
         client, task_queue, count, update="provider_floor", args=[FLOOR_INSTITUTION]
@@ -416,6 +441,7 @@ class Results:
     batches: list[tuple[int, Batch, Batch]] = field(default_factory=list)  # (pair, linkflow, new)
     bare: list[list[float]] = field(default_factory=list)  # per pair, at 1 in flight
     floor: list[list[float]] = field(default_factory=list)  # per pair: the provider floor
+    bare_start: list[list[float]] = field(default_factory=list)  # per pair: a bare start
     slow: dict[str, Latencies] = field(default_factory=dict)
     history: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_received: int = 0
@@ -480,6 +506,7 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
         await run_batch(side, drive, pids, links=settings.warmup_links, in_flight=1)
     await bare_round_trips(newcomer_client, "newcomer-speed", 5)
     await provider_floor_round_trips(newcomer_client, "newcomer-speed", 5)
+    await bare_start_round_trips(newcomer_client, "newcomer-speed", 5)
 
     for size in settings.sizes:
         for pair in range(settings.pairs):
@@ -499,6 +526,11 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
                 )
                 results.floor.append(
                     await provider_floor_round_trips(
+                        newcomer_client, "newcomer-speed", settings.bare_updates
+                    )
+                )
+                results.bare_start.append(
+                    await bare_start_round_trips(
                         newcomer_client, "newcomer-speed", settings.bare_updates
                     )
                 )
@@ -600,6 +632,10 @@ def figures(results: Results) -> dict[str, float]:
     out["provider_floor_ms.p50"] = ms(percentile(floor, 0.5))
     out["provider_floor_ms.p90"] = ms(percentile(floor, 0.9))
     out["provider_floor.p50_over_bare_update"] = ratio(percentile(floor, 0.5), bare_p50)
+    bare_start = [took for pair in results.bare_start for took in pair]
+    out["bare_start_ms.p50"] = ms(percentile(bare_start, 0.5))
+    out["bare_start_ms.p90"] = ms(percentile(bare_start, 0.9))
+    out["bare_start.p50_over_bare_update"] = ratio(percentile(bare_start, 0.5), bare_p50)
     single = {LINKFLOW: Latencies(), NEWCOMER: Latencies()}
     for _, mine, theirs in results.batches:
         if mine.in_flight == 1:
@@ -661,6 +697,11 @@ def report(settings: Settings, results: Results, out: dict[str, float]) -> str:
         f"provider floor (an update running one local activity that reads the sandbox's MX twice):"
         f" p50 {out['provider_floor_ms.p50']} ms, p90 {out['provider_floor_ms.p90']} ms,"
         f" x{out['provider_floor.p50_over_bare_update']} bare"
+    )
+    lines.append(
+        f"bare start (update-with-start of a workflow whose update answers at once):"
+        f" p50 {out['bare_start_ms.p50']} ms, p90 {out['bare_start_ms.p90']} ms,"
+        f" x{out['bare_start.p50_over_bare_update']} bare"
     )
     for step, label in (
         ("answer_to_next_challenge", "answer -> next challenge"),

@@ -46,6 +46,7 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
         "bare_update_ms.p50",
         "provider_floor_ms.p50",
         "provider_floor.p50_over_bare_update",
+        "bare_start_ms.p50",
         "answer_to_next_challenge_ms.linkflow.p50",
         "answer_to_next_challenge_ms.newcomer.p50",
         "start_to_first_challenge_ms.linkflow.p50",
