@@ -22,8 +22,7 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    # `import a.b as b`, not `from a import b`: the sandbox passes a module through by the name
-    # it is imported by, and `from workflows import inbox` would import it anew for every run.
+    # Not `from workflows import inbox`: the sandbox would import it anew for every run.
     import workflows.inbox as inbox
     import workflows.later_life as later_life
     import workflows.link_record as link_record
@@ -87,10 +86,8 @@ class AccountLinkWorkflow:
         return record.snapshot()
 
     async def _follow(self, state: ProviderState, *, user_present: bool = True) -> None:
-        """Drive the provider's job until the link is connected or needs the user.
-
-        A scheduled refresh has no user present: a challenge then asks the user to come back.
-        """
+        """Drive the provider's job until the link is connected or needs the user (a scheduled
+        refresh has no user present: a challenge then asks the user to come back)."""
         record = self._record
         while True:
             record.note_provider_state(state)
@@ -175,11 +172,9 @@ class AccountLinkWorkflow:
                 raise LinkEnded(LinkStatus.FAILED, reason, message) from None
 
     async def _continue_as_new(self) -> None:
-        """Start the next run with this one's state, once nothing is left in flight here.
-
-        An update that arrives meanwhile is served first (its handler waits for the link, so
-        waiting for handlers alone could wait forever); the next pass of the loop comes back.
-        """
+        """Start the next run with this one's state once nothing is in flight. An update that
+        arrives meanwhile is served first (its handler waits for the link, so waiting for handlers
+        alone could wait forever); the next pass of the loop comes back."""
         record = self._record
         await record.outbox.close()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._asked())
