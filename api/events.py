@@ -1,25 +1,29 @@
 """`GET /v1/links/{link_id}/events`: the link's snapshot on each change, as server-sent events.
 
-The page opens one stream and never polls. The API reads the link's `snapshot` query every
-`poll_seconds` on the server side and sends a `snapshot` event only when the snapshot differs from
-the last one sent (its `id` is the snapshot's `updated_at`), so a change reaches the page within a
-poll interval. The stream
+The page opens one stream and never polls, and neither does the API: it follows the link's history
+with the server's long-poll (`LinkClient.watch`) and reads the `snapshot` query when the history
+grows, so a change reaches the page as soon as Temporal records it, and a link that waits costs no
+reads. A `snapshot` event goes out only when the snapshot differs from the last one sent (its `id`
+is the snapshot's `updated_at`). The stream
 
 - starts with `retry: 2000` and the current snapshot, so a reconnect (after a reload, a worker
   restart or the API's own restart) picks up where the link stands;
-- sends `: keep-alive` comments while nothing changes, so proxies keep it open;
-- sends one `error` event (the API's error shape) when the link cannot be read for a while, and
-  carries on once it can;
+- sends `: keep-alive` comments while nothing changes, so proxies keep it open (the snapshot is
+  read again then too, in case a change was missed);
+- sends one `error` event (the API's error shape) when the link cannot be read, and carries on
+  once it can (trying again every `RETRY_READ_SECONDS`);
 - ends after a link's final snapshot (FAILED, UNLINKED), when the link token expires (an
   `expired` event first), or after `stream_seconds` (LINKFLOW_EVENTS_STREAM_SECONDS, 5 minutes by
   default), when the client reconnects.
 
-Each open stream polls on its own; for many watchers of one link a shared poller would do less.
+Each open stream follows the link on its own; for many watchers of one link a shared follower
+would do less.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -35,6 +39,7 @@ from linkflow.models import LinkSnapshot
 RETRY_MILLISECONDS = 2000
 KEEPALIVE_SECONDS = 15.0
 READ_WAIT_SECONDS = 10.0
+RETRY_READ_SECONDS = 1.0
 
 
 class EventStreamResponse(StreamingResponse):
@@ -58,7 +63,6 @@ async def snapshot_events(
     link_id: str,
     first: LinkSnapshot,
     *,
-    poll_seconds: float,
     expires_at: datetime | None = None,
     stream_seconds: float,
 ) -> AsyncIterator[str]:
@@ -66,6 +70,23 @@ async def snapshot_events(
     yield snapshot_event(first)
     if first.status.is_final:
         return
+    changed = asyncio.Event()
+    watcher = asyncio.create_task((await backend.client()).watch(link_id, changed))
+    try:
+        async for item in _changes(backend, link_id, first, changed, expires_at, stream_seconds):
+            yield item
+    finally:
+        watcher.cancel()
+
+
+async def _changes(
+    backend: LinkBackend,
+    link_id: str,
+    first: LinkSnapshot,
+    changed: asyncio.Event,
+    expires_at: datetime | None,
+    stream_seconds: float,
+) -> AsyncIterator[str]:
     last_sent = first.model_dump_json()
     started = last_write = time.monotonic()
     failing = False
@@ -74,7 +95,13 @@ async def snapshot_events(
         return await client.snapshot(link_id)
 
     while True:
-        await asyncio.sleep(poll_seconds)
+        pause = RETRY_READ_SECONDS if failing else KEEPALIVE_SECONDS
+        if expires_at is not None:
+            pause = min(pause, (expires_at - datetime.now(UTC)).total_seconds())
+        pause = min(pause, stream_seconds - (time.monotonic() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), max(pause, 0.0))
+        changed.clear()
         now = time.monotonic()
         if expires_at is not None and datetime.now(UTC) >= expires_at:
             expired = link_token_expired("The link token is past its expiry; the stream ends.")

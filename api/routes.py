@@ -460,7 +460,6 @@ async def link_events(
         context.backend,
         link_id,
         first,
-        poll_seconds=context.settings.events_poll_seconds,
         stream_seconds=context.settings.events_stream_seconds,
         expires_at=caller.session.expires_at if caller.session else None,
     )

@@ -29,13 +29,11 @@ MAX_ATTEMPTS_VARIABLE = "LINKFLOW_LINK_TOKEN_MAX_ATTEMPTS"
 ATTEMPT_WINDOW_VARIABLE = "LINKFLOW_LINK_TOKEN_ATTEMPT_WINDOW_SECONDS"
 PUBLIC_URL_VARIABLE = "LINKFLOW_PUBLIC_URL"
 WAIT_VARIABLE = "LINKFLOW_API_WAIT_SECONDS"
-EVENTS_POLL_VARIABLE = "LINKFLOW_EVENTS_POLL_SECONDS"
 EVENTS_STREAM_VARIABLE = "LINKFLOW_EVENTS_STREAM_SECONDS"
 MIN_API_KEY_LENGTH = 24
 DEFAULT_PUBLIC_URL = "http://localhost:8098"
 DEFAULT_TOKEN_TTL_SECONDS = 30 * 60
 DEFAULT_WAIT_SECONDS = 50.0
-DEFAULT_EVENTS_POLL_SECONDS = 0.5
 DEFAULT_EVENTS_STREAM_SECONDS = 300.0
 
 
@@ -49,7 +47,6 @@ class ApiSettings:
     # How long a call waits for the link (its first challenge, an answer's outcome) before it
     # answers 504 and leaves the link to go on.
     wait_seconds: float = DEFAULT_WAIT_SECONDS
-    events_poll_seconds: float = DEFAULT_EVENTS_POLL_SECONDS
     # How long one event stream stays open before the client reconnects.
     events_stream_seconds: float = DEFAULT_EVENTS_STREAM_SECONDS
 
@@ -117,9 +114,6 @@ class ApiSettings:
                 ),
             ),
             wait_seconds=_number(environ, WAIT_VARIABLE, DEFAULT_WAIT_SECONDS, 1, 600),
-            events_poll_seconds=_number(
-                environ, EVENTS_POLL_VARIABLE, DEFAULT_EVENTS_POLL_SECONDS, 0.05, 30
-            ),
             events_stream_seconds=_number(
                 environ, EVENTS_STREAM_VARIABLE, DEFAULT_EVENTS_STREAM_SECONDS, 1, 3600
             ),

@@ -34,6 +34,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from linkflow.history_growth import history_growth
 from linkflow.lookup import UserRefLookup
 from linkflow.models import (
     Credentials,
@@ -71,6 +72,10 @@ class AnswerRefused(LinkRefused):
 
 # A link rests in these until the user or its schedule moves it (or it has ended).
 RESTING = {LinkStatus.CONNECTED, LinkStatus.ACTION_REQUIRED}
+# A watcher reads the snapshot when the link's history grows, and at least this often.
+REREAD_SECONDS = 5.0
+# After Temporal could not be reached, the pause before following a link's history again.
+REFOLLOW_SECONDS = 1.0
 # Link ids are workflow ids: they show in Temporal Web, logs and URLs, so they hold no free text.
 LINK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -374,15 +379,42 @@ class LinkClient:
         statuses: set[LinkStatus],
         *,
         within: timedelta = timedelta(minutes=10),
-        poll_interval: float = 0.2,
     ) -> LinkSnapshot:
-        """Poll the snapshot until the link reaches one of `statuses` (or a final one)."""
+        """The snapshot once the link reaches one of `statuses` (or a final one).
+
+        It is read when the link's history grows, and at least every `REREAD_SECONDS`.
+        """
         async with asyncio.timeout(within.total_seconds()):
-            while True:
-                snapshot = await self.snapshot(link_id)
-                if snapshot.status in statuses or snapshot.status.is_final:
-                    return snapshot
-                await asyncio.sleep(poll_interval)
+            changed = asyncio.Event()
+            follower = asyncio.create_task(self.watch(link_id, changed))
+            try:
+                while True:
+                    changed.clear()
+                    snapshot = await self.snapshot(link_id)
+                    if snapshot.status in statuses or snapshot.status.is_final:
+                        return snapshot
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), REREAD_SECONDS)
+            finally:
+                follower.cancel()
+
+    async def watch(self, link_id: str, changed: asyncio.Event) -> None:
+        """Set `changed` whenever the link may have changed, until its last run has closed.
+
+        No poll loop: the server holds a request open until the link's history grows (see
+        `linkflow.history_growth`). When Temporal cannot be reached, `changed` is set (the
+        watcher's next read reports why) and the link is followed again after a pause.
+        """
+        while True:
+            try:
+                async for _ in history_growth(self._client, link_id):
+                    changed.set()
+                return
+            except RPCError as error:
+                changed.set()
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    return
+                await asyncio.sleep(REFOLLOW_SECONDS)
 
 
 _PROVIDERS = {provider.value for provider in Provider}

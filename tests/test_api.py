@@ -53,7 +53,6 @@ def api_settings(public_url: str, **overrides: Any) -> ApiSettings:
         "lookup": UserRefLookup((LOOKUP_KEY,)),
         "public_url": public_url,
         "attempt_limits": AttemptLimits(max_attempts=MAX_ATTEMPTS, window_seconds=60),
-        "events_poll_seconds": 0.1,
     }
     return ApiSettings(**(values | overrides))
 
