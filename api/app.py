@@ -1,7 +1,8 @@
 """The one FastAPI application linkflow serves: `python -m api` runs it, tests mount it in-process.
 
-It holds the HTTP API (`/v1`, with its OpenAPI document at `/openapi.json` and docs at `/docs`)
-and the codec server for Temporal Web and the CLI (`/encode`, `/decode`, behind their own access
+It holds the HTTP API (`/v1`, with its OpenAPI document at `/openapi.json` and docs at `/docs`,
+whose Swagger UI is served from the package `fastapi-offline` ships, not a CDN, so the docs work on a
+machine without internet) and the codec server for Temporal Web and the CLI (`/encode`, `/decode`, behind their own access
 check, left out of the API's document). It refuses to exist without the payload codec's keys: it
 could neither seal what it starts nor read what it shows.
 """
@@ -9,6 +10,7 @@ could neither seal what it starts nor read what it shows.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.attempts import AttemptLimiter
 from api.backend import Connector, LinkBackend
@@ -42,6 +44,8 @@ code, a sentence for the end user, one for the developer, and the call that mend
 return the first result; the link never acts twice on it.
 """
 
+DOCS_ASSETS = "/docs/assets"
+
 
 def create_app(
     key_ring: KeyRing | None = None,
@@ -56,13 +60,14 @@ def create_app(
     access = access or CodecAccess.from_env()
     settings = api_settings or ApiSettings.from_env()
     webhook_policy = WebhookPolicy.from_env()
-    app = FastAPI(
+    app = FastAPIOffline(
         title="linkflow",
         version="1",
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url=DOCS_ASSETS,
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit)

@@ -626,6 +626,29 @@ def test_update_mode_resolves_a_hold(backend: httpx.Client, tab: ConnectPage) ->
     tab.wait_for_title("^MX is connected$")
 
 
+def test_the_api_docs_render_from_the_api_alone(stack: DevStack, browser: Any) -> None:
+    """Swagger UI at /docs loads its script and styles from the API itself, not a CDN (this machine
+    has no internet): every operation of the OpenAPI document shows, nothing is asked elsewhere."""
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    page = context.new_page()
+    errors: list[str] = []
+    requested: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: requested.append(request.url))
+    try:
+        page.goto(f"{stack.ports.api_url}/docs")
+        paths = page.locator(".opblock-summary-path")
+        paths.first.wait_for(state="visible", timeout=30_000)
+        shown = {path.get_attribute("data-path") for path in paths.all()}
+        documented = set(httpx.get(f"{stack.ports.api_url}/openapi.json").json()["paths"])
+        assert shown == documented
+        assert page.locator(".swagger-ui .info .title").inner_text().startswith("linkflow")
+    finally:
+        context.close()
+    assert errors == []
+    assert {urlsplit(url)[:2] for url in requested} == {urlsplit(stack.ports.api_url)[:2]}
+
+
 def test_the_page_fits_a_phone(backend: httpx.Client, browser: Any) -> None:
     tab = new_tab(browser, PHONE)
     try:
