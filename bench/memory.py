@@ -50,9 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.worker import UnsandboxedWorkflowRunner  # noqa: E402
 
+from bench.stack import BenchStack  # noqa: E402
 from linkflow.client import LinkClient  # noqa: E402
 from linkflow.config import ProviderSettings, TemporalSettings  # noqa: E402
-from linkflow.devstack import DevStack, StackPorts  # noqa: E402
+from linkflow.devstack import WORKER_READY_LINE  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Credentials,
     LinkOptions,
@@ -72,7 +73,6 @@ USERNAME = "user_otp"  # MX: which phone to text, then the code
 MFA_TIMEOUT_SECONDS = 86_400
 GOAL_RSS_KIB = 1024 * 1024
 GOAL_LATENCY_RATIO = 2.0
-READY_LINE = "Worker polling task queue"
 START_ATTEMPTS = 5
 KIB = 1024
 
@@ -157,8 +157,8 @@ class VariantFigures:
 # ---------------------------------------------------------------- the worker variants
 
 
-class VariantStack(DevStack):
-    """A dev stack whose worker is the given command (None: the shipped worker.py)."""
+class VariantStack(BenchStack):
+    """A bench stack whose worker is the given command (None: the shipped worker.py)."""
 
     worker_command: list[str] | None = None
 
@@ -166,11 +166,7 @@ class VariantStack(DevStack):
         if self.worker_command is None:
             super().start_worker(name)
             return
-        self._spawn(name, self.worker_command)
-        self._wait_for_log_line(name, READY_LINE, timeout=60)
-
-    def worker_pid(self) -> int:
-        return next(process.pid for name, process, _ in self.processes if name == "worker")
+        self.spawn(name, self.worker_command, ready_line=WORKER_READY_LINE)
 
 
 async def serve_worker(max_cached_workflows: int, sandboxed: bool) -> None:
@@ -198,7 +194,7 @@ async def serve_worker(max_cached_workflows: int, sandboxed: bool) -> None:
         async with worker:
             logging.getLogger("bench.memory").info(
                 "%s %r (cache %d, sandboxed %s)",
-                READY_LINE,
+                WORKER_READY_LINE,
                 temporal.task_queue,
                 max_cached_workflows,
                 sandboxed,
@@ -372,12 +368,7 @@ async def hold_up_to(
 
 async def measure_variant(variant: Variant, args: argparse.Namespace) -> VariantFigures:
     state_dir = Path(tempfile.mkdtemp(prefix=f"linkflow-memory-{variant.name}-"))
-    stack = VariantStack(
-        ports=StackPorts.free(),
-        state_dir=state_dir,
-        task_queue="linkflow-memory",
-        sandbox_args=("--latency-seconds", "0"),
-    )
+    stack = VariantStack.on_free_ports(task_queue="linkflow-memory", state_dir=state_dir)
     stack.worker_command = variant.worker_command()
     figures = VariantFigures(
         variant=variant.name,
@@ -392,7 +383,7 @@ async def measure_variant(variant: Variant, args: argparse.Namespace) -> Variant
     began = time.monotonic()
     try:
         await asyncio.to_thread(stack.start)
-        pid = stack.worker_pid()
+        pid = stack.pid("worker")
         settings = TemporalSettings(
             address=stack.ports.temporal_address, task_queue=stack.task_queue
         )

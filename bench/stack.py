@@ -4,9 +4,9 @@ A benchmark needs the same few things each time: Temporal's dev server (SQLite o
 provider sandbox on free ports with a chosen job latency, linkflow's worker, sometimes extra
 processes beside them (a second sandbox, a second worker, another worker program), a `LinkClient`
 bound to the stack, the CPU time each process has used (from /proc), and a line that says which
-machine the figures come from. `BenchStack` wraps `linkflow.devstack.DevStack` for that without
-changing it: it skips the HTTP API (no benchmark needs it) and spawns the extra processes with the
-stack's environment plus their own variables, so that they log, stop and are reaped like the rest.
+machine the figures come from. `BenchStack` is a `linkflow.devstack.DevStack` without the HTTP API
+(no benchmark needs it), whose extra processes (`DevStack.spawn`) log, stop and are reaped like the
+rest.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -27,6 +28,7 @@ from linkflow.client import LinkClient  # noqa: E402
 from linkflow.config import TemporalSettings  # noqa: E402
 from linkflow.devstack import (  # noqa: E402
     PROJECT_ROOT,
+    WORKER_READY_LINE,
     DevStack,
     StackError,
     StackPorts,
@@ -37,7 +39,6 @@ from linkflow.temporal import connect, quiet_runtime  # noqa: E402
 from linkflow.webhook_policy import ALLOWED_HOSTS_VARIABLE, WebhookPolicy  # noqa: E402
 
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-LINKFLOW_WORKER_READY = "Worker polling task queue"
 
 
 @dataclass
@@ -51,7 +52,6 @@ class BenchStack(DevStack):
 
     sandbox_latency_seconds: float = 0.0
     webhook_hosts: tuple[str, ...] = ()
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def on_free_ports(
@@ -61,7 +61,7 @@ class BenchStack(DevStack):
         task_queue: str = "linkflow-bench",
         webhook_hosts: Sequence[str] = (),
         state_dir: Path | None = None,
-    ) -> BenchStack:
+    ) -> Self:
         return cls(
             ports=StackPorts.free(),
             state_dir=state_dir or Path(tempfile.mkdtemp(prefix="linkflow-bench-")),
@@ -73,7 +73,7 @@ class BenchStack(DevStack):
 
     def env(self) -> dict[str, str]:
         hosts = {ALLOWED_HOSTS_VARIABLE: ",".join(self.webhook_hosts)} if self.webhook_hosts else {}
-        return super().env() | hosts | self.extra_env
+        return super().env() | hosts
 
     def start(self, *, worker: bool = True) -> None:
         """The dev server, the sandbox and (unless told not to) linkflow's worker; no API."""
@@ -86,33 +86,6 @@ class BenchStack(DevStack):
         self.start_sandbox()
         if worker:
             self.start_worker()
-
-    def spawn(
-        self,
-        name: str,
-        command: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        ready_line: str | None = None,
-        ready_port: int | None = None,
-        timeout: float = 60.0,
-    ) -> int:
-        """Start another process under this stack (stopped with it); return its pid.
-
-        `env` is added to the stack's environment for this process only. It is ready when its
-        log shows `ready_line`, or when `ready_port` listens.
-        """
-        saved = self.extra_env
-        self.extra_env = saved | dict(env or {})
-        try:
-            self._spawn(name, command)
-        finally:
-            self.extra_env = saved
-        if ready_line is not None:
-            self._wait_for_log_line(name, ready_line, timeout=timeout)
-        if ready_port is not None:
-            self._wait_for_port(name, ready_port, timeout=timeout)
-        return self.pid(name)
 
     def spawn_sandbox(self, name: str, latency_seconds: float) -> str:
         """Another sandbox beside the stack's, with its own job latency; returns its URL."""
@@ -127,12 +100,8 @@ class BenchStack(DevStack):
             name,
             [sys.executable, str(PROJECT_ROOT / "worker.py")],
             env={"LINKFLOW_TASK_QUEUE": task_queue, "LINKFLOW_SANDBOX_URL": sandbox_url},
-            ready_line=LINKFLOW_WORKER_READY,
+            ready_line=WORKER_READY_LINE,
         )
-
-    def pid(self, name: str) -> int:
-        """The pid of the stack's process `name` ("temporal", "sandbox", "worker", or spawned)."""
-        return self._process(name).pid
 
     def pids(self) -> dict[str, int]:
         """Every process of the stack by name, for a `CpuMeter`."""

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,10 @@ PUBLIC_URL_VARIABLE = "LINKFLOW_PUBLIC_URL"
 
 class StackError(RuntimeError):
     """The stack could not start; the message says what to do."""
+
+
+# What worker.py logs once it polls its task queue.
+WORKER_READY_LINE = "Worker polling task queue"
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ class DevStack:
             self.start_worker()
 
     def start_temporal(self) -> None:
-        self._spawn(
+        self.spawn(
             "temporal",
             [
                 temporal_cli(),
@@ -251,12 +255,12 @@ class DevStack:
                 *dev_server_search_attribute_args(),
                 *dev_server_limit_args(),
             ],
+            ready_port=self.ports.temporal,
         )
-        self._wait_for_port("temporal", self.ports.temporal, timeout=60)
         self._wait_for_port("temporal", self.ports.ui, timeout=30)
 
     def start_sandbox(self) -> None:
-        self._spawn(
+        self.spawn(
             "sandbox",
             [
                 sys.executable,
@@ -266,21 +270,22 @@ class DevStack:
                 str(self.ports.sandbox),
                 *self.sandbox_args,
             ],
+            ready_port=self.ports.sandbox,
         )
-        self._wait_for_port("sandbox", self.ports.sandbox, timeout=30)
 
     def start_api(self) -> None:
-        self._spawn(
+        self.spawn(
             "api",
             [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(self.ports.api)],
+            ready_port=self.ports.api,
         )
-        self._wait_for_port("api", self.ports.api, timeout=30)
 
     def start_worker(self, name: str = "worker") -> None:
         """Start a worker; another `name` runs one more on the same task queue, logging to
         `<name>.log` and stopped by `stop_process(name)`."""
-        self._spawn(name, [sys.executable, str(PROJECT_ROOT / "worker.py")])
-        self._wait_for_log_line(name, "Worker polling task queue", timeout=60)
+        self.spawn(
+            name, [sys.executable, str(PROJECT_ROOT / "worker.py")], ready_line=WORKER_READY_LINE
+        )
 
     def stop_process(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
         with self.lock:
@@ -309,14 +314,28 @@ class DevStack:
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def _spawn(self, name: str, command: Sequence[str]) -> None:
+    def spawn(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        ready_line: str | None = None,
+        ready_port: int | None = None,
+        timeout: float = 60.0,
+    ) -> int:
+        """Start a process under this stack (logged to `<name>.log`, stopped with it); its pid.
+
+        `env` is added to the stack's environment for this process only. It is ready when its
+        log shows `ready_line`, or when `ready_port` listens.
+        """
         # A fresh log per stack; a process restarted within the stack appends to its log.
         log = self.log_path(name).open("ab" if name in self.log_offsets else "wb")
         self.log_offsets[name] = log.tell()
         process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
-            env=self.env(),
+            env=self.env() | dict(env or {}),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -324,6 +343,15 @@ class DevStack:
         )
         with self.lock:
             self.processes.append((name, process, log))
+        if ready_line is not None:
+            self._wait_for_log_line(name, ready_line, timeout=timeout)
+        if ready_port is not None:
+            self._wait_for_port(name, ready_port, timeout=timeout)
+        return process.pid
+
+    def pid(self, name: str) -> int:
+        """The pid of the stack's process `name` ("temporal", "sandbox", "worker", or spawned)."""
+        return self._process(name).pid
 
     def _process(self, name: str) -> subprocess.Popen[bytes]:
         with self.lock:
