@@ -44,7 +44,13 @@ ADAPTER_ERROR = "ProviderAdapterError"
 logger = logging.getLogger(__name__)
 
 
-class Following(BaseModel):
+class ReadsAccounts(BaseModel):
+    fetch_accounts: bool = Field(
+        default=False, description="Once the provider says LINKED, read the accounts too."
+    )
+
+
+class Following(ReadsAccounts):
     """What a step does after its call: follow the provider's job, read the accounts."""
 
     follow_seconds: float = Field(
@@ -53,9 +59,6 @@ class Following(BaseModel):
         le=60,
         description="Follow a job still PENDING after the call for up to this long (0: return at"
         " once).",
-    )
-    fetch_accounts: bool = Field(
-        default=False, description="Once the provider says LINKED, read the accounts too."
     )
     step_key: str | None = Field(
         default=None,
@@ -80,7 +83,9 @@ class LoginInput(Following):
     request: LinkRequest
 
 
-class WaitInput(Following):
+class WaitInput(ReadsAccounts):
+    """A wait follows for `max_wait_seconds` and sends nothing, so it needs no step key."""
+
     provider: Provider
     session: dict[str, str]
     max_wait_seconds: float = Field(default=20.0, gt=0)
@@ -183,10 +188,10 @@ class ProviderActivities:
         return await self._with_accounts(adapter, state, following)
 
     async def _with_accounts(
-        self, adapter: ProviderAdapter, state: ProviderState, following: Following
+        self, adapter: ProviderAdapter, state: ProviderState, reads: ReadsAccounts
     ) -> StepState:
         accounts = None
-        if following.fetch_accounts and state.outcome is Outcome.LINKED:
+        if reads.fetch_accounts and state.outcome is Outcome.LINKED:
             accounts = await self._call_provider(adapter.fetch_accounts(state.session))
         return StepState(**dict(state), accounts=accounts)
 
