@@ -1,8 +1,8 @@
-"""The speed benchmark still runs: a tiny `bench/speed.py --quick --json` in CI.
+"""The speed benchmarks still run: tiny `bench/speed.py --quick` and `bench/events.py` runs in CI.
 
-The benchmark's figures depend on the machine, so nothing here judges them; it checks that the
-script still drives both linkflow and the newcomer's workflow through MFA to the end, and that
-every figure it prints came out as a positive number (a zero would mean a step was not measured).
+The benchmarks' figures depend on the machine, so nothing here judges them; it checks that the
+scripts still drive their links through MFA to the end, and that every figure they print came out
+as a number, positive where it is a duration (a zero would mean a step was not measured).
 """
 
 from __future__ import annotations
@@ -67,4 +67,23 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
     for name in ("linkflow", "linkflow_webhook", "newcomer"):
         assert document["history_by_type"][name]["WORKFLOW_EXECUTION_STARTED"] == 1
     assert document["machine"]["cpus"] > 0
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_events_run_sees_every_answer_on_the_stream() -> None:
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "bench" / "events.py"), "--links", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+    assert run.stdout, run.stderr[-3000:]
+    figures = json.loads(run.stdout)["figures"]
+    assert figures["links"] == 2
+    assert figures["answers"] == 4, "MX user_otp asks twice"
+    assert figures["answer_reply_ms.p50"] > 0
+    assert figures["stream_event_ms.p50"] > 0
+    # The stream may beat the reply (negative lag), but never by more than the reply took.
+    assert -figures["answer_reply_ms.p50"] < figures["stream_lag_behind_reply_ms.p50"]
     assert run.returncode == 0, run.stderr[-3000:]
