@@ -10,8 +10,9 @@ of reading it on a clock (it read every 0.5 s before). This run starts the dev s
 SQLite on disk, sandbox with no latency, worker, API) on free ports, then for each link: starts it
 with a link token (MX `user_otp`), opens its event stream, and answers each challenge from the
 backend with the API key. For each answer it records when the answer's own reply arrived and when
-the stream's `snapshot` event with the new status arrived, and prints the lag of the stream behind
-the reply (negative: the stream was first). The stack is stopped and deleted at the end.
+the stream's `snapshot` event with the same outcome (the next challenge, or the result) arrived,
+and prints the lag of the stream behind the reply (negative: the stream was first). The stack is
+stopped and deleted at the end.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ STEP_SECONDS = 30.0
 class Figures:
     links: int = 0
     answers: int = 0
-    # Per answer: when its reply and the stream's event with the new status arrived, after sending.
+    # Per answer: when its reply and the stream's event with its outcome arrived, after sending.
     reply_ms: list[float] = field(default_factory=list)
     stream_ms: list[float] = field(default_factory=list)
 
@@ -81,7 +82,13 @@ async def snapshots(stream: httpx.Response) -> AsyncIterator[LinkSnapshot]:
 
 
 def moved_on(before: LinkSnapshot, after: LinkSnapshot) -> bool:
-    """The next challenge, or the result: what the answer's reply carries."""
+    """The next challenge, or the result: what the answer's reply carries.
+
+    The stream may show `CONNECTING` on the way (the answer taken, the provider still working),
+    which the reply never does; the lag is measured to the state the reply carries.
+    """
+    if after.status is LinkStatus.CONNECTING:
+        return False
     return after.status != before.status or after.pending_challenges != before.pending_challenges
 
 
