@@ -1,10 +1,10 @@
 """The one FastAPI application linkflow serves: `python -m api` runs it, tests mount it in-process.
 
 It holds the HTTP API (`/v1`, with its OpenAPI document at `/openapi.json` and docs at `/docs`,
-whose Swagger UI is served from the package `fastapi-offline` ships, not a CDN, so the docs work on a
-machine without internet) and the codec server for Temporal Web and the CLI (`/encode`, `/decode`, behind their own access
-check, left out of the API's document). It refuses to exist without the payload codec's keys: it
-could neither seal what it starts nor read what it shows.
+whose Swagger UI files come from the `fastapi-offline` package, not a CDN, so the docs work on a
+machine without internet) and the codec server for Temporal Web and the CLI (`/encode`,
+`/decode`, behind their own access check, left out of the API's document). It refuses to exist
+without the payload codec's keys: it could neither seal what it starts nor read what it shows.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Watching a link without a poll loop: `history_growth`, `LinkClient.watch`, and the API's stream.
 
-On the CLI's dev server: the follower wakes for each new event of a run (a signal, a continue-as-new)
-and follows the next run, ends when the last run closes, and the API's event stream reads a waiting
-link's snapshot only when it changes.
+On the CLI's dev server: the follower wakes for each new event of a run (a signal, a
+continue-as-new) and follows the next run, ends when the last run closes, and the API's event
+stream reads a waiting link's snapshot only when it changes.
 """
 
 from __future__ import annotations
@@ -127,9 +127,8 @@ async def test_the_event_stream_reads_a_waiting_link_only_when_it_changes(
 
 
 async def stream_a_waiting_link(http: httpx.AsyncClient, counting: CountingLinkClient) -> None:
-    session = (
-        await http.post("/v1/link-sessions", json={"provider": "mx", "user_ref": "w"}, headers=BACKEND)
-    ).json()
+    body = {"provider": "mx", "user_ref": "watched"}
+    session = (await http.post("/v1/link-sessions", json=body, headers=BACKEND)).json()
     started = await http.post(
         "/v1/links",
         json={"credentials": {"username": unique("user_mfa"), "password": PASSWORD}},
