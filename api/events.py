@@ -1,7 +1,7 @@
 """`GET /v1/links/{link_id}/events`: the link's snapshot on each change, as server-sent events.
 
 The page opens one stream and never polls, and neither does the API: it follows the link's history
-with the server's long-poll (`LinkClient.watch`) and reads the `snapshot` query when the history
+with the server's long-poll (`LinkClient.watching`) and reads the `snapshot` query when the history
 grows, so a change reaches the page as soon as Temporal records it, and a link that waits costs no
 reads. A `snapshot` event goes out only when the snapshot differs from the last one sent (its `id`
 is the snapshot's `updated_at`). The stream
@@ -70,13 +70,10 @@ async def snapshot_events(
     yield snapshot_event(first)
     if first.status.is_final:
         return
-    changed = asyncio.Event()
-    watcher = asyncio.create_task((await backend.client()).watch(link_id, changed))
-    try:
+    client = await backend.client()
+    async with client.watching(link_id) as changed:
         async for item in _changes(backend, link_id, first, changed, expires_at, stream_seconds):
             yield item
-    finally:
-        watcher.cancel()
 
 
 async def _changes(

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -384,19 +384,24 @@ class LinkClient:
 
         It is read when the link's history grows, and at least every `REREAD_SECONDS`.
         """
-        async with asyncio.timeout(within.total_seconds()):
-            changed = asyncio.Event()
-            follower = asyncio.create_task(self.watch(link_id, changed))
-            try:
-                while True:
-                    changed.clear()
-                    snapshot = await self.snapshot(link_id)
-                    if snapshot.status in statuses or snapshot.status.is_final:
-                        return snapshot
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), REREAD_SECONDS)
-            finally:
-                follower.cancel()
+        async with asyncio.timeout(within.total_seconds()), self.watching(link_id) as changed:
+            while True:
+                changed.clear()
+                snapshot = await self.snapshot(link_id)
+                if snapshot.status in statuses or snapshot.status.is_final:
+                    return snapshot
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), REREAD_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def watching(self, link_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event `watch` sets while the block runs; the watch stops when the block ends."""
+        changed = asyncio.Event()
+        watcher = asyncio.create_task(self.watch(link_id, changed))
+        try:
+            yield changed
+        finally:
+            watcher.cancel()
 
     async def watch(self, link_id: str, changed: asyncio.Event) -> None:
         """Set `changed` whenever the link may have changed, until its last run has closed.
