@@ -41,6 +41,7 @@ from bench.stack import machine  # noqa: E402
 from linkflow.devstack import DevStack, StackPorts  # noqa: E402
 from linkflow.models import LinkSnapshot, LinkStatus, MfaSubmission  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
+from tests.fixtures.sse import server_sent_events  # noqa: E402
 
 USERNAME = "user_otp"  # MX: which phone to text, then the code
 PASSWORD = "pass_good"
@@ -68,17 +69,10 @@ class Figures:
 
 
 async def snapshots(stream: httpx.Response) -> AsyncIterator[LinkSnapshot]:
-    """The `snapshot` events of a server-sent event stream, as they arrive."""
-    name, data = "", []
-    async for line in stream.aiter_lines():
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data.append(line.removeprefix("data: "))
-        elif line == "" and data:
-            if name == "snapshot":
-                yield LinkSnapshot.model_validate_json("\n".join(data))
-            name, data = "", []
+    """The `snapshot` events of the link's event stream, as they arrive."""
+    async for name, data in server_sent_events(stream):
+        if name == "snapshot":
+            yield LinkSnapshot.model_validate_json(data)
 
 
 def moved_on(before: LinkSnapshot, after: LinkSnapshot) -> bool:

@@ -36,6 +36,7 @@ from linkflow.lookup import UserRefLookup
 from linkflow.models import LinkOptions, Provider
 from linkflow.temporal import LINK_USER_REF
 from tests.conftest import TEST_KEY_RING
+from tests.fixtures.sse import server_sent_events
 
 API_KEY = "api-test-key-0123456789abcdef"
 TOKEN_SECRET = "link-token-test-secret-0123456789abcdef"
@@ -289,7 +290,7 @@ async def test_the_event_stream_sends_the_snapshot_each_time_it_changes(api: Api
     async with api.http.stream("GET", f"/v1/links/{link_id}/events", headers=page(token)) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        events = _events(stream)
+        events = server_sent_events(stream)
         name, first = await anext(events)
         assert name == "snapshot"
         assert json.loads(first)["status"] == "MFA_REQUIRED"
@@ -310,19 +311,6 @@ async def test_the_event_stream_sends_the_snapshot_each_time_it_changes(api: Api
         assert (await answering).status_code == 200
     assert seen[-1]["status"] == "CONNECTED"
     assert len({json.dumps(snapshot) for snapshot in seen}) == len(seen), "only changes are sent"
-
-
-async def _events(stream: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    name, data = "message", list[str]()
-    async for line in stream.aiter_lines():
-        if line == "":
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", list[str]()
-        elif line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data.append(line.removeprefix("data: "))
 
 
 async def test_links_are_listed_by_user_ref_and_status(api: Api) -> None:
@@ -589,7 +577,7 @@ async def test_the_event_stream_ends_with_an_expired_event_when_its_token_expire
         "GET", f"/v1/links/{linked['link_id']}/events", headers=page(token)
     ) as stream:
         async with asyncio.timeout(15):
-            received = [event async for event in _events(stream)]
+            received = [event async for event in server_sent_events(stream)]
     assert [name for name, _ in received] == ["snapshot", "expired"]
     assert json.loads(received[-1][1])["error"]["code"] == "link_token_expired"
 
