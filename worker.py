@@ -44,11 +44,15 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookHandoverW
 
 logger = logging.getLogger("linkflow.worker")
 
-# Measured by bench/memory.py: a cached link costs the worker about 270 KiB (about 155 KiB of it
+# Measured by bench/memory.py: a cached link costs the worker about 180 KiB (about 60 KiB of it
 # the workflow sandbox's own copy of the run), an evicted one almost nothing, and answering an
 # evicted link replays its short history. With 1,000 cached, 10,000 links waiting on MFA held
-# 411 MiB and answered as fast as under light load; caching all 10,000 would take about 2.7 GiB.
+# 303 MiB and answered in 1.7 times the light-load time; caching all 10,000 took about 1.8 GiB.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
+# Every activity is a coroutine, so a slot costs little; a link with a webhook holds one for as
+# long as its MFA conversation lasts (`follow_webhooks`), and the SDK's default of 100 would let
+# 100 such conversations hold up every other link's activities.
+MAX_CONCURRENT_ACTIVITIES = 1000
 WORKFLOWS = [AccountLinkWorkflow, WebhookDeliveryWorkflow, WebhookHandoverWorkflow]
 
 
@@ -78,6 +82,7 @@ class LinkActivities:
             *self.providers.all(),
             self.webhooks.deliver_webhook,
             self.webhooks.deliver_webhooks,
+            self.webhooks.follow_webhooks,
         ]
 
     async def aclose(self) -> None:
@@ -115,6 +120,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=activities.all(),
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
         interceptors=[ProviderErrorMetrics(activities.providers.all()), *interceptors],
     )

@@ -1,8 +1,13 @@
 """The activities that deliver webhook events to the app, signed, over HTTP, to a checked address.
 
-`deliver_webhooks` takes a link's events in order, one POST each, and remembers (in its heartbeat)
-how far it got, so a retry starts at the first event not yet delivered; `deliver_webhook` is the
-one-event form that links recorded before batches still run. One POST is one attempt. Before it,
+`follow_webhooks` delivers a link's events and then follows the link: each time the link's
+history grows it reads the events still waiting (the `webhook_backlog` query) and delivers them,
+until the link rests (nothing for its user or the provider to do) with every event delivered. One
+activity so carries a whole MFA conversation's events, at a few history events in all, and an
+answer's reply never waits for it. `deliver_webhooks` is the batch form, one batch per activity,
+that links recorded before followers still run; `deliver_webhook` is the one-event form of links
+older still. Each remembers (in its heartbeat) how far it got, so a retry starts at the first event
+not yet delivered. One POST is one attempt. Before it,
 the URL is checked again (`linkflow.webhook_policy`), its host is resolved, every address is
 checked, and the request is sent to a checked address with the URL's host in `Host` and, for
 https, in SNI, so TLS still verifies the receiver's real name.
@@ -15,8 +20,12 @@ an internal service's answer can never reach history or logs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import ssl
+import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
@@ -24,6 +33,7 @@ from pydantic import AnyHttpUrl, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from linkflow.history_growth import run_growth
 from linkflow.models import WebhookEvent
 from linkflow.webhook_policy import (
     IPAddress,
@@ -48,6 +58,12 @@ WEBHOOK_RECEIVER_TIMEOUT = "WebhookReceiverTimeout"
 WEBHOOK_RECEIVER_UNREACHABLE = "WebhookReceiverUnreachable"
 NON_RETRYABLE_WEBHOOK_ERRORS = (WEBHOOK_REFUSED, WEBHOOK_URL_REFUSED)
 
+WEBHOOK_BACKLOG_QUERY = "webhook_backlog"
+# A follower heartbeats this often while the link is quiet, and hands back after following this
+# long (the link starts another for what comes later): an MFA challenge waits 300 s by default.
+FOLLOWER_HEARTBEAT_SECONDS = 10.0
+FOLLOW_AT_MOST_SECONDS = 600.0
+
 
 class WebhookDelivery(BaseModel):
     url: AnyHttpUrl
@@ -68,6 +84,15 @@ class WebhookBatchReceipt(BaseModel):
     delivered: int
     refused: int = 0
     attempt: int
+    # A follower's: the sequence of the last event it delivered or saw refused.
+    handled_through: int = 0
+
+
+class WebhookBacklog(BaseModel):
+    """A link run's events not yet confirmed delivered, and whether the link is at rest."""
+
+    events: list[WebhookEvent]
+    resting: bool
 
 
 class WebhookActivities:
@@ -125,6 +150,59 @@ class WebhookActivities:
             activity.heartbeat(handled)
         return WebhookBatchReceipt(
             delivered=delivered, refused=refused, attempt=activity.info().attempt
+        )
+
+    @activity.defn
+    async def follow_webhooks(self, batch: WebhookBatch) -> WebhookBatchReceipt:
+        """Deliver the batch, then each event the link records after it, until the link rests
+        with nothing left to deliver (or the follower has followed for long enough)."""
+        info = activity.info()
+        url = httpx.URL(str(batch.url))
+        details = info.heartbeat_details
+        handled = details[0] if details and isinstance(details[0], int) else 0
+        counts = [0, 0]  # delivered, refused
+
+        async def deliver(events: Sequence[WebhookEvent]) -> None:
+            nonlocal handled
+            for event in sorted(events, key=lambda event: event.sequence):
+                if event.sequence <= handled:
+                    continue
+                try:
+                    await self._deliver(url, event)
+                    counts[0] += 1
+                except ApplicationError as error:
+                    if error.type != WEBHOOK_REFUSED:
+                        raise
+                    counts[1] += 1
+                handled = event.sequence
+                activity.heartbeat(handled)
+
+        await deliver(batch.events)
+        link = activity.client().get_workflow_handle(
+            info.workflow_id or "", run_id=info.workflow_run_id
+        )
+        grew = asyncio.Event()
+        watch = asyncio.create_task(_set_on_growth(link.id, link.run_id, grew))
+        try:
+            give_back_at = time.monotonic() + FOLLOW_AT_MOST_SECONDS
+            while time.monotonic() < give_back_at:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(grew.wait(), FOLLOWER_HEARTBEAT_SECONDS)
+                activity.heartbeat(handled)
+                if not grew.is_set():
+                    continue
+                grew.clear()
+                closed = watch.done()
+                if closed:
+                    watch.result()  # raises what following the run raised (Temporal unreachable)
+                backlog = await link.query(WEBHOOK_BACKLOG_QUERY, result_type=WebhookBacklog)
+                await deliver(backlog.events)
+                if backlog.resting or closed:
+                    break
+        finally:
+            watch.cancel()
+        return WebhookBatchReceipt(
+            delivered=counts[0], refused=counts[1], attempt=info.attempt, handled_through=handled
         )
 
     async def _deliver(self, url: httpx.URL, event: WebhookEvent) -> int:
@@ -197,6 +275,15 @@ class WebhookActivities:
             raise_for_receiver_status(response)
             return response.status_code
         raise httpx.ConnectError("No address to connect to.")
+
+
+async def _set_on_growth(workflow_id: str, run_id: str | None, grew: asyncio.Event) -> None:
+    """Set `grew` each time the run's history grows, and once more when the run has closed."""
+    try:
+        async for _ in run_growth(activity.client(), workflow_id, run_id):
+            grew.set()
+    finally:
+        grew.set()
 
 
 def raise_for_receiver_status(response: httpx.Response) -> None:

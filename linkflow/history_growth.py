@@ -27,12 +27,18 @@ async def history_growth(client: Client, workflow_id: str) -> AsyncIterator[None
         if current.run_id == followed:
             return
         followed = current.run_id
-        events = client.get_workflow_handle(workflow_id, run_id=followed).fetch_history_events(
-            wait_new_event=True
-        )
-        while True:
-            await events.fetch_next_page()
-            if events.current_page:
-                yield
-            if events.next_page_token is None:
-                break
+        async for _ in run_growth(client, workflow_id, followed):
+            yield
+
+
+async def run_growth(client: Client, workflow_id: str, run_id: str | None) -> AsyncIterator[None]:
+    """`history_growth` for one run of the workflow: stops once that run has closed."""
+    events = client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history_events(
+        wait_new_event=True
+    )
+    while True:
+        await events.fetch_next_page()
+        if events.current_page:
+            yield
+        if events.next_page_token is None:
+            return

@@ -39,6 +39,7 @@ from linkflow.models import (
 from linkflow.webhooks import SIGNATURE_HEADER, InvalidSignature, verify_signature
 from tests.conftest import WEBHOOK_SECRET
 from tests.fixtures.answers import right_answers
+from tests.fixtures.history import provider_calls
 
 WAIT = timedelta(seconds=60)
 
@@ -340,6 +341,13 @@ class Receiver:
 
         return Handler
 
+    def statuses(self) -> list[LinkStatus]:
+        """The statuses delivered, in sequence order, each once (receivers dedupe on the id)."""
+        with self.lock:
+            bodies = [json.loads(body) for _, body in self.deliveries]
+        once = {event["id"]: event for event in bodies}
+        return [LinkStatus(e["status"]) for e in sorted(once.values(), key=lambda e: e["sequence"])]
+
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[Receiver, str]]:
@@ -384,6 +392,37 @@ async def test_status_changes_reach_the_webhook_signed_and_retried(
     for event in events:
         assert "pass_good" not in json.dumps(event)
         assert "user_good" not in json.dumps(event)
+
+
+async def test_a_two_round_link_reaches_the_webhook_in_order(
+    dev_env: WorkflowEnvironment, run_worker, receiver: tuple[Receiver, str], record_history
+) -> None:
+    app, url = receiver
+    async with run_worker(dev_env.client) as links:
+        link_id, snapshot = await links.start_and_wait(
+            living_request(unique_login("user_otp"), webhook_url=url)
+        )
+        while snapshot.status is LinkStatus.MFA_REQUIRED:
+            snapshot = await links.submit_mfa(link_id, right_answers(snapshot))
+        assert snapshot.status is LinkStatus.CONNECTED
+
+        async with asyncio.timeout(WAIT.total_seconds()):
+            while LinkStatus.CONNECTED not in app.statuses():  # noqa: ASYNC110 (a thread fills it)
+                await asyncio.sleep(0.05)
+        handle = links.temporal.get_workflow_handle(link_id)
+        await links.unlink(link_id)
+        await handle.result()
+        await record_history(handle, "mx_two_rounds_webhook")
+        calls = await provider_calls(handle)
+
+    # Every change after the start's CONNECTING is announced, in order, each once.
+    announced = [change.status for change in snapshot.history[1:]] + [LinkStatus.UNLINKED]
+    assert app.statuses() == announced
+    assert announced.count(LinkStatus.MFA_REQUIRED) == 2
+    assert app.refused == 1, "the first delivery was refused, then retried"
+    # One activity followed the whole MFA conversation, one more took the unlink's event.
+    deliveries = [call.activity_type for call in calls if "webhook" in call.activity_type]
+    assert deliveries == ["follow_webhooks", "follow_webhooks"]
 
 
 async def test_unbill_hold_is_lifted_through_its_fix_hold(

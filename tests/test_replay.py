@@ -7,6 +7,8 @@ started by old code. `before-living-link/` holds links recorded when a link stil
 first connection; they must replay to that same end. `before-one-call-per-step/` holds links
 recorded when every provider call was an activity of its own, the job was followed by separate
 wait activities, and every status change wrote the search attributes and started a webhook child.
+`before-following-webhooks/` holds links recorded when webhook events went out in batches, one
+activity per batch, before one activity followed the link's whole conversation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ REQUIRED_PATHS = {
     "mx_update_credentials",
     "mx_resolve_hold",
     "mx_unlink",
+    "mx_two_rounds_webhook",
 }
 
 
@@ -49,7 +52,9 @@ def test_old_histories_are_kept() -> None:
     old = {path.stem for path in (HISTORIES_DIR / "before-living-link").glob("*.json")}
     assert old >= {"mx_no_mfa", "mx_one_round", "mx_two_rounds", "mx_mfa_timeout", "mx_hold"}
     before = {path.stem for path in (HISTORIES_DIR / "before-one-call-per-step").glob("*.json")}
-    assert before >= REQUIRED_PATHS
+    assert before >= REQUIRED_PATHS - {"mx_two_rounds_webhook"}  # none was recorded then
+    batched = {path.stem for path in (HISTORIES_DIR / "before-following-webhooks").glob("*.json")}
+    assert batched >= REQUIRED_PATHS
 
 
 @pytest.mark.parametrize(

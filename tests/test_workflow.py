@@ -438,7 +438,7 @@ async def test_workflow_type_and_message_names_are_public(dev_env: WorkflowEnvir
     assert definition.name is None
     assert WORKFLOW_TYPE == "AccountLinkWorkflow"
     assert ANSWER_MFA_SIGNAL == "answer_mfa"
-    assert set(definition.queries) == {"snapshot"}
+    assert set(definition.queries) == {"snapshot", "webhook_backlog"}
     assert set(definition.updates) == {
         "settled",
         "submit_mfa",

@@ -1,12 +1,10 @@
 """AccountLinkWorkflow: one end user's link at one provider, told as its story.
 
-The link logs in, follows the provider's job and runs MFA rounds, answering through the
-`submit_mfa` update (or the `answer_mfa` signal) with the next challenge or the result. Once
-connected (or held) it lives on: it refreshes on a durable timer, waits in ACTION_REQUIRED when its
-user must act, ends UNLINKED on `unlink`, and continues as new every so many refreshes. Its parts
-live beside it: `mfa_round` (the round's rules), `waiting`, `provider_calls`, `link_record` and
-`webhook_outbox` (what people and apps see), `later_life`, and `inbox`, which reads what callers
-send so that nothing they send can fail a workflow task.
+The link logs in, follows the provider's job and runs MFA rounds (answers come by the `submit_mfa`
+update or the `answer_mfa` signal). Once connected (or held) it lives on: it refreshes on a durable
+timer, waits in ACTION_REQUIRED when its user must act, ends UNLINKED on `unlink`, and continues as
+new every so many refreshes. Its parts live beside it: `mfa_round`, `waiting`, `provider_calls`,
+`link_record`, `webhook_outbox`, `later_life`, and `inbox` (no message can fail a workflow task).
 
 Why no lock: only `run` changes the link's status and calls the provider. Handlers check in their
 validators, record answers or a command in one synchronous step, then wait for the run to settle;
@@ -33,15 +31,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.provider_calls import ProviderCallFailed, ProviderCalls
     from workflows.waiting import RIDES_OUT_BAD_DAYS_PATCH as RIDES_OUT_BAD_DAYS
     from workflows.waiting import LinkEnded, ProviderStillWorking, UnlinkRequested, Waiting
-    from workflows.webhook_outbox import WebhookOutbox
+    from workflows.webhook_outbox import WEBHOOK_BACKLOG_QUERY, WebhookBacklog
 
 WORKFLOW_TYPE = "AccountLinkWorkflow"
 ANSWER_MFA_SIGNAL = "answer_mfa"
 SETTLED_UPDATE = "settled"
 # Links that existed before links lived past their first connection end there, as they did.
 LIVING_LINK_PATCH = "living-link"
-# Steps follow their jobs in one (mostly local) activity; search attributes and webhooks fold.
-ONE_CALL_PER_STEP_PATCH = "one-call-per-step"
 
 
 @workflow.defn(dynamic=True)
@@ -57,7 +53,7 @@ class AccountLinkWorkflow:
     async def run(self, inputs: Sequence[RawValue]) -> LinkSnapshot:
         inbox.refuse_other_workflow_types(WORKFLOW_TYPE)
         record = self._record
-        record.folded = workflow.patched(ONE_CALL_PER_STEP_PATCH)
+        record.choose_paths()
         record.publish(write_attributes=True)
         if record.request is None:
             self._ended = True
@@ -65,7 +61,6 @@ class AccountLinkWorkflow:
         request = record.request
         self._calls = ProviderCalls(request.provider, one_call_per_step=record.folded)
         self._waits = Waiting(record, self._calls, lambda: self._unlink_requested)
-        record.outbox = WebhookOutbox(request.options.webhook_url, batched=record.folded)
         try:
             if not record.continued:
                 record.link.attempts.logins += 1
@@ -172,9 +167,8 @@ class AccountLinkWorkflow:
                 raise LinkEnded(LinkStatus.FAILED, reason, message) from None
 
     async def _continue_as_new(self) -> None:
-        """Start the next run with this one's state once nothing is in flight. An update that
-        arrives meanwhile is served first (its handler waits for the link, so waiting for handlers
-        alone could wait forever); the next pass of the loop comes back."""
+        """Start the next run with this one's state once nothing is in flight. An update arriving
+        meanwhile is served first (waiting for its handler alone could wait forever)."""
         record = self._record
         await record.outbox.close()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or self._asked())
@@ -191,6 +185,10 @@ class AccountLinkWorkflow:
     @workflow.query(name="snapshot")
     def snapshot(self) -> LinkSnapshot:
         return self._record.snapshot()
+
+    @workflow.query(name=WEBHOOK_BACKLOG_QUERY)
+    def webhook_backlog(self) -> WebhookBacklog:
+        return self._record.webhook_backlog()
 
     # Update handlers take a `RawValue` (with a default, for an update sent with no payload) and
     # read it themselves; the validator reads the same payload first and refuses what it cannot.

@@ -38,9 +38,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import link_metrics
     from workflows.inbox import MalformedMessage, read_start
     from workflows.mfa_round import MfaRound
-    from workflows.webhook_outbox import WebhookOutbox
+    from workflows.webhook_outbox import WebhookBacklog, WebhookOutbox
 
 STATUS_HISTORY_LENGTH = 20
+# Steps follow their jobs in one (mostly local) activity; search attributes and webhooks fold.
+ONE_CALL_PER_STEP_PATCH = "one-call-per-step"
+# Webhook events go out through one activity that follows the link (see `webhook_outbox`). A run
+# on this path takes the one before it too, and records this marker alone.
+FOLLOWED_WEBHOOKS_PATCH = "webhooks-follow-the-link"
 
 # Where a caller waiting for the link's next stop gets its answer.
 ASKING_OR_RESTING = frozenset(
@@ -108,6 +113,13 @@ class LinkRecord:
             record.events_sent = carried.events_sent
         return record
 
+    def choose_paths(self) -> None:
+        """Which of the link's newer paths this run takes: a new run records one marker."""
+        followed = workflow.patched(FOLLOWED_WEBHOOKS_PATCH)
+        self.folded = followed or workflow.patched(ONE_CALL_PER_STEP_PATCH)
+        url = self.request.options.webhook_url if self.request is not None else None
+        self.outbox = WebhookOutbox(url, batched=self.folded, followed=followed)
+
     def carried(self) -> CarriedLink:
         """What the next run of the link starts from."""
         return CarriedLink(
@@ -129,6 +141,11 @@ class LinkRecord:
     def snapshot(self) -> LinkSnapshot:
         pending = self.round.unanswered()
         return self.link.model_copy(update={"pending_challenges": pending}, deep=True)
+
+    def webhook_backlog(self) -> WebhookBacklog:
+        """The events a follower has yet to deliver; it stops once the link waits for no one."""
+        busy = self.link.status in (LinkStatus.CONNECTING, LinkStatus.MFA_REQUIRED)
+        return self.outbox.backlog(resting=not busy)
 
     def note_provider_state(self, state: ProviderState) -> None:
         self.session = state.session or self.session

@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import (
+        FOLLOW_AT_MOST_SECONDS,
         NON_RETRYABLE_WEBHOOK_ERRORS,
         WebhookActivities,
         WebhookBatch,
@@ -57,6 +58,18 @@ async def deliver_batch(batch: WebhookBatch) -> WebhookBatchReceipt:
         heartbeat_timeout=timedelta(seconds=45),
         retry_policy=WEBHOOK_RETRY,
         summary=f"deliver {len(batch.events)} event(s) to the app's webhook",
+    )
+
+
+async def follow_link(batch: WebhookBatch) -> WebhookBatchReceipt:
+    """Deliver the link's events from `batch` on, following the link until it rests."""
+    return await workflow.execute_activity_method(
+        WebhookActivities.follow_webhooks,
+        batch,
+        start_to_close_timeout=timedelta(seconds=FOLLOW_AT_MOST_SECONDS + 30 * len(batch.events)),
+        heartbeat_timeout=timedelta(seconds=45),
+        retry_policy=WEBHOOK_RETRY,
+        summary="deliver the link's events to the app's webhook as they happen",
     )
 
 

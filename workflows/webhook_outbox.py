@@ -1,15 +1,18 @@
 """The link's webhook events on their way to the app, off the path of the user's answers.
 
-Events leave in order, in batches: one `deliver_webhooks` activity at a time takes every event
-waiting, and the events of a status change made while it runs wait for the next batch. The
-activity is started and never awaited by the link's story, so an answer's reply never waits for a
-webhook, and a two-round link costs a few activities instead of a child workflow per event. When
-the run ends or continues as new, events not yet confirmed are handed to one abandoned
-`WebhookHandoverWorkflow`, which delivers them as durably, so a broken receiver never keeps a link
-open. Receivers dedupe on the event id: an event may arrive twice, never out of sequence order
-within a batch.
+Events leave in order, through one `follow_webhooks` activity at a time: it takes every event
+waiting, then follows the link, reading the events recorded after it started (`backlog`, served
+by the link's `webhook_backlog` query) and delivering each as soon as the workflow task that made
+it completes, until the link rests. A whole MFA conversation so costs one activity (a few history
+events), and the activity is started and never awaited by the link's story, so an answer's reply
+never waits for a webhook. When the run ends or continues as new, events not yet confirmed are
+handed to one abandoned `WebhookHandoverWorkflow`, which delivers them as durably, so a broken
+receiver never keeps a link open. Receivers dedupe on the event id: an event may arrive twice,
+never out of sequence order.
 
-Links recorded before batches start a `WebhookDeliveryWorkflow` child per event, as they did.
+Links recorded before followers deliver in batches, one `deliver_webhooks` activity per batch
+(events made while one runs wait for the next); links older still start a `WebhookDeliveryWorkflow`
+child per event. Both keep doing so.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import AnyHttpUrl
 
+    from activities.webhooks import WEBHOOK_BACKLOG_QUERY as WEBHOOK_BACKLOG_QUERY
+    from activities.webhooks import WebhookBacklog as WebhookBacklog
     from activities.webhooks import WebhookBatch, WebhookDelivery
     from linkflow.models import WebhookEvent
     from workflows.webhook_delivery import (
         WebhookDeliveryWorkflow,
         WebhookHandoverWorkflow,
         deliver_batch,
+        follow_link,
     )
 
 # How long the end of a run waits for the batch in flight before handing the rest over.
@@ -39,9 +45,10 @@ DRAIN_SECONDS = 10.0
 class WebhookOutbox:
     """A link run's undelivered events and the one delivery in flight."""
 
-    def __init__(self, url: AnyHttpUrl | None, *, batched: bool) -> None:
+    def __init__(self, url: AnyHttpUrl | None, *, batched: bool, followed: bool = False) -> None:
         self._url = url
         self._batched = batched
+        self._followed = followed
         self._waiting: list[WebhookEvent] = []
         self._in_flight: list[WebhookEvent] = []
         self._delivery: asyncio.Task[None] | None = None
@@ -56,7 +63,23 @@ class WebhookOutbox:
             return
         self._waiting.append(event)
         if self._delivery is None:
-            self._delivery = asyncio.create_task(self._deliver_in_order())
+            deliver = self._follow if self._followed else self._deliver_in_order
+            self._delivery = asyncio.create_task(deliver())
+
+    def backlog(self, *, resting: bool) -> WebhookBacklog:
+        """What a follower has yet to deliver; `resting`: the link waits for no one."""
+        return WebhookBacklog(events=self._waiting, resting=resting)
+
+    async def _follow(self) -> None:
+        assert self._url is not None
+        while self._waiting:
+            handled = self._waiting[-1].sequence
+            with contextlib.suppress(Exception):
+                # Given up on (a receiver down for hours): the next events get a new follower.
+                receipt = await follow_link(WebhookBatch(url=self._url, events=self._waiting))
+                handled = max(handled, receipt.handled_through)
+            self._waiting = [event for event in self._waiting if event.sequence > handled]
+        self._delivery = None
 
     async def _deliver_in_order(self) -> None:
         assert self._url is not None
