@@ -21,6 +21,8 @@ so that the machine's noise hits both, and every figure is also given as a ratio
   and a bare start (update-with-start of a workflow whose update answers at once);
 - with a second sandbox whose provider jobs take 0.3 s: answer -> next challenge, and how far
   over the 0.3 s job it is;
+- linkflow's links with a webhook URL (a local receiver) alternating with links without one, at 1
+  in flight: answer -> next challenge and start -> first challenge of each;
 - the history events of one complete two-round link (linkflow without and with a webhook URL,
   and the newcomer's), in all and per event type.
 
@@ -430,6 +432,7 @@ class Settings:
     bare_updates: int
     slow_links: int
     warmup_links: int
+    webhook_links: int
 
     def links_at(self, size: int) -> int:
         """Links per side per pair: enough for a few waves at every size."""
@@ -443,6 +446,8 @@ class Results:
     floor: list[list[float]] = field(default_factory=list)  # per pair: the provider floor
     bare_start: list[list[float]] = field(default_factory=list)  # per pair: a bare start
     slow: dict[str, Latencies] = field(default_factory=dict)
+    # linkflow at 1 in flight: links with a webhook URL ("with") beside links without ("without")
+    webhook: dict[str, Latencies] = field(default_factory=dict)
     history: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_received: int = 0
     history_connected: dict[str, bool] = field(default_factory=dict)
@@ -550,6 +555,13 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
             batch = await run_batch(side, slow_sides[side], {}, links=1, in_flight=1)
             results.slow[side].extend(batch.latencies)
 
+    log("linkflow with and without a webhook URL")
+    results.webhook = {"with": Latencies(), "without": Latencies()}
+    linkflow = LinkflowSide(links)
+    for _ in range(settings.webhook_links):
+        await linkflow.drive(results.webhook["without"])
+        await linkflow.drive(results.webhook["with"], receiver.url)
+
     log("history of one complete link each")
     await record_histories(links, newcomer_client, receiver, results)
     return results
@@ -655,6 +667,14 @@ def figures(results: Results) -> dict[str, float]:
         p50 = percentile(latencies.answer_to_next_challenge, 0.5)
         out[f"slow_sandbox.answer_to_next_challenge_ms.{side}.p50"] = ms(p50)
         out[f"slow_sandbox.over_provider_job_ms.{side}.p50"] = ms(p50 - SLOW_LATENCY_SECONDS)
+    for hooked, latencies in results.webhook.items():
+        for step in ("answer_to_next_challenge", "start_to_first_challenge"):
+            out[f"webhook.{step}_ms.{hooked}.p50"] = ms(percentile(getattr(latencies, step), 0.5))
+    if results.webhook:
+        for step in ("answer_to_next_challenge", "start_to_first_challenge"):
+            out[f"webhook.{step}.p50_ratio"] = ratio(
+                out[f"webhook.{step}_ms.with.p50"], out[f"webhook.{step}_ms.without.p50"]
+            )
     for name, counts in results.history.items():
         out[f"history_events.{name}"] = sum(counts.values())
     if "newcomer" in results.history:
@@ -723,6 +743,19 @@ def report(settings: Settings, results: Results, out: dict[str, float]) -> str:
                 f" {out[key]} ms, {out[f'slow_sandbox.over_provider_job_ms.{side}.p50']} ms over"
                 " the job"
             )
+    if results.webhook:
+        lines.append(
+            "linkflow with a webhook URL / without, alternating:"
+            + "".join(
+                f" {label} p50 {out[f'webhook.{step}_ms.with.p50']} /"
+                f" {out[f'webhook.{step}_ms.without.p50']} ms"
+                f" (x{out[f'webhook.{step}.p50_ratio']});"
+                for step, label in (
+                    ("answer_to_next_challenge", "answer -> next challenge"),
+                    ("start_to_first_challenge", "start -> first challenge"),
+                )
+            ).rstrip(";")
+        )
     lines.append("")
     for name, counts in results.history.items():
         kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
@@ -754,13 +787,22 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--pairs", type=int, default=3, help="alternating runs of the two sides")
     parser.add_argument("--bare-updates", type=int, default=30, help="bare updates per pair")
     parser.add_argument("--slow-links", type=int, default=10, help="links on the slow sandbox")
+    parser.add_argument(
+        "--webhook-links", type=int, default=30, help="linkflow links with (and without) a webhook"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--quick", action="store_true", help="the tiny run CI does")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     if args.quick:
         settings = Settings(
-            sizes=[1, 3], links=4, pairs=1, bare_updates=5, slow_links=1, warmup_links=1
+            sizes=[1, 3],
+            links=4,
+            pairs=1,
+            bare_updates=5,
+            slow_links=1,
+            warmup_links=1,
+            webhook_links=1,
         )
     else:
         settings = Settings(
@@ -770,6 +812,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
             bare_updates=args.bare_updates,
             slow_links=args.slow_links,
             warmup_links=3,
+            webhook_links=args.webhook_links,
         )
     if 1 not in settings.sizes:
         settings.sizes.insert(0, 1)  # the latencies are read at 1 in flight

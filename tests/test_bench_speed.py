@@ -52,6 +52,8 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
         "start_to_first_challenge_ms.linkflow.p50",
         "slow_sandbox.answer_to_next_challenge_ms.linkflow.p50",
         "slow_sandbox.over_provider_job_ms.linkflow.p50",
+        "webhook.answer_to_next_challenge_ms.with.p50",
+        "webhook.answer_to_next_challenge.p50_ratio",
         "history_events.linkflow",
         "history_events.linkflow_webhook",
         "history_events.newcomer",
