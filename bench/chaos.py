@@ -13,10 +13,14 @@ every provider and every MFA shape, answering through the `submit_mfa` update, a
 - and the sandbox answers a share of requests with 5xx, 429 + `Retry-After`, read timeouts
   (it hangs past the client's timeout) and connections dropped after the provider acted.
 
+Every link has a webhook URL: a local receiver that answers 503 to a share of deliveries.
+
 At the end it prints: links started, connected, failed by design, lost; answers submitted and
 lost; duplicate provider submissions (repeats that reached a provider, and repeats its
-Idempotency-Key absorbed); and the worst time a link waited to recover. Exit status 1 when any
-link or answer was lost, any submission reached a provider twice, or a worker died of itself.
+Idempotency-Key absorbed); webhook events each settled link announced against those the receiver
+got (missing, wrong, repeated); and the worst time a link waited to recover. Exit status 1 when
+any link, answer or webhook event was lost, any submission reached a provider twice, or a worker
+died of itself.
 The stack's logs (`worker1.log`, `worker2.log`, `temporal.log`, ...) stay in the directory the
 report names, for the evidence behind a lost link.
 """
@@ -41,11 +45,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stack import BenchStack, WebhookReceiver  # noqa: E402
 from linkflow.client import LinkClient, LinkRefused  # noqa: E402
 from linkflow.config import TemporalSettings  # noqa: E402
 from linkflow.devstack import DevStack, StackError, StackPorts  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Credentials,
+    LinkOptions,
     LinkReason,
     LinkRequest,
     LinkSnapshot,
@@ -54,7 +60,9 @@ from linkflow.models import (  # noqa: E402
 )
 from linkflow.process import exit_now  # noqa: E402
 from linkflow.temporal import connect, quiet_runtime  # noqa: E402
+from linkflow.webhook_policy import WebhookPolicy  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
+from workflows.link_record import STATUS_HISTORY_LENGTH  # noqa: E402
 
 # Which test users a run draws, with what each must end as.
 CONNECTS = ("user_good", "user_mfa", "user_otp")
@@ -70,6 +78,9 @@ FIRST_POLL_SECONDS = 0.3
 LONGEST_POLL_SECONDS = 2.0
 # How long the dev server stays down when it is restarted.
 SERVER_DOWN_SECONDS = (1.0, 3.0)
+# How long, after the last link settled, its webhook events may take to arrive: a follower on a
+# killed worker is retried after its 45 s heartbeat timeout, then backs off like any delivery.
+WEBHOOK_SETTLE_SECONDS = 240.0
 
 
 @dataclass
@@ -114,6 +125,14 @@ class Figures:
     # Workers found dead that nobody killed: a crash, and evidence in that worker's log.
     worker_deaths: list[str] = field(default_factory=list)
     log_dir: str = ""
+    # Webhook events the settled links announced (their status changes), and what arrived.
+    webhook_events_expected: int = 0
+    webhook_events_missing: int = 0
+    webhook_events_wrong: int = 0
+    webhook_repeats: int = 0
+    webhook_refusals: int = 0
+    webhook_settle_seconds: float = 0.0
+    webhook_missing_links: list[str] = field(default_factory=list)
 
 
 async def patiently(call: Any, what: str, run: LinkRun, deadline: float | None = None) -> Any:
@@ -144,12 +163,13 @@ def rests(snapshot: LinkSnapshot) -> bool:
     )
 
 
-async def drive(links: LinkClient, run: LinkRun) -> None:
+async def drive(links: LinkClient, run: LinkRun, webhook_url: str) -> None:
     """One user's link: start it, answer every round, wait until it rests or ends."""
     request = LinkRequest(
         provider=run.provider,
         user_ref=f"chaos-{run.provider.value}-{run.username}",
         credentials=Credentials(username=run.username, password="pass_good"),
+        options=LinkOptions(webhook_url=webhook_url),
     )
     run.link_id = f"chaos-{run.provider.value}-{run.username}-{random.getrandbits(40):x}"
     run.deadline = time.monotonic() + LINK_DEADLINE_SECONDS
@@ -265,10 +285,12 @@ def plan_runs(args: argparse.Namespace) -> list[LinkRun]:
     ]
 
 
-def faulty_stack(args: argparse.Namespace) -> DevStack:
-    """A stack on free ports whose sandbox injects the faults `args` asks for; no worker yet."""
-    return DevStack(
+def faulty_stack(args: argparse.Namespace) -> BenchStack:
+    """A stack on free ports whose sandbox injects the faults `args` asks for, and whose workers
+    may deliver to a local webhook receiver; no worker yet."""
+    return BenchStack(
         ports=StackPorts.free(),
+        webhook_hosts=("127.0.0.1",),
         state_dir=Path(tempfile.mkdtemp(prefix="linkflow-chaos-")),
         task_queue="linkflow-chaos",
         sandbox_args=(
@@ -291,7 +313,11 @@ def faulty_stack(args: argparse.Namespace) -> DevStack:
 
 
 async def drive_all(
-    links: LinkClient, runs: list[LinkRun], args: argparse.Namespace, rng: random.Random
+    links: LinkClient,
+    runs: list[LinkRun],
+    args: argparse.Namespace,
+    rng: random.Random,
+    webhook_url: str,
 ) -> None:
     """Each link starts at a random moment within `args.duration`, when a slot is free."""
     slots = asyncio.Semaphore(args.concurrency)
@@ -300,7 +326,7 @@ async def drive_all(
         await asyncio.sleep(delay)
         async with slots:
             try:
-                await drive(links, run)
+                await drive(links, run, webhook_url)
             except Exception as error:
                 run.error = f"{type(error).__name__}: {error}"
 
@@ -325,7 +351,11 @@ async def read_final_snapshots(links: LinkClient, runs: list[LinkRun], concurren
 
 
 async def run_with_chaos(
-    stack: DevStack, runs: list[LinkRun], args: argparse.Namespace, figures: Figures
+    stack: DevStack,
+    runs: list[LinkRun],
+    args: argparse.Namespace,
+    figures: Figures,
+    receiver: WebhookReceiver,
 ) -> dict[str, Any]:
     """Start the stack and its workers, drive every link through the chaos, return the
     sandbox's counts."""
@@ -336,7 +366,7 @@ async def run_with_chaos(
         await asyncio.to_thread(stack.start_worker, name)
     settings = TemporalSettings(address=stack.ports.temporal_address, task_queue=stack.task_queue)
     client = await connect(settings, runtime=quiet_runtime(), key_ring=stack.key_ring())
-    links = LinkClient(client, stack.task_queue)
+    links = LinkClient(client, stack.task_queue, webhook_policy=WebhookPolicy.allowing("127.0.0.1"))
     stop = asyncio.Event()
     # Restarts fall within the first 90% of the start window, while links are still starting.
     moments = [rng.uniform(0.1, 0.9) * args.duration for _ in range(args.server_restarts)]
@@ -349,11 +379,66 @@ async def run_with_chaos(
         for name in names
     ]
     chaos.append(asyncio.create_task(restart_server_at(stack, moments, figures, rng)))
-    await drive_all(links, runs, args, rng)
+    await drive_all(links, runs, args, rng, receiver.url)
     stop.set()
     await asyncio.gather(*chaos)
     await read_final_snapshots(links, runs, args.concurrency)
+    figures.webhook_settle_seconds = await webhooks_settled(runs, receiver)
     return await sandbox_stats(stack)
+
+
+def announced(run: LinkRun) -> dict[int, LinkStatus] | None:
+    """The webhook events a settled link sent, by sequence: every status change after its start
+    (None when its history was cut short and the count cannot be read from it)."""
+    if run.end is None or len(run.end.history) >= STATUS_HISTORY_LENGTH:
+        return None
+    return {number: change.status for number, change in enumerate(run.end.history[1:], start=1)}
+
+
+def received_by_link(receiver: WebhookReceiver) -> dict[str, dict[int, list[str]]]:
+    """The statuses the receiver got, by link and sequence (a repeat appears twice)."""
+    got: dict[str, dict[int, list[str]]] = {}
+    for event in receiver.events:
+        got.setdefault(event["link_id"], {}).setdefault(event["sequence"], []).append(
+            event["status"]
+        )
+    return got
+
+
+async def webhooks_settled(runs: list[LinkRun], receiver: WebhookReceiver) -> float:
+    """Seconds until every settled link's events arrived (or WEBHOOK_SETTLE_SECONDS passed)."""
+    began = time.monotonic()
+    while time.monotonic() - began < WEBHOOK_SETTLE_SECONDS:
+        got = received_by_link(receiver)
+        if all(
+            set(expected) <= set(got.get(run.link_id, {}))
+            for run in runs
+            if (expected := announced(run)) is not None
+        ):
+            break
+        await asyncio.sleep(1.0)
+    return time.monotonic() - began
+
+
+def tally_webhooks(figures: Figures, runs: list[LinkRun], receiver: WebhookReceiver) -> None:
+    got = received_by_link(receiver)
+    figures.webhook_refusals = receiver.refused
+    for run in runs:
+        expected = announced(run)
+        if expected is None:
+            continue
+        delivered = got.get(run.link_id, {})
+        figures.webhook_events_expected += len(expected)
+        missing = [number for number in expected if number not in delivered]
+        figures.webhook_events_missing += len(missing)
+        figures.webhook_events_wrong += sum(
+            1
+            for number, statuses in delivered.items()
+            if any(status != expected.get(number) for status in statuses)
+        )
+        figures.webhook_repeats += sum(len(statuses) - 1 for statuses in delivered.values())
+        if missing:
+            figures.webhook_missing_links.append(f"{run.link_id}: sequences {missing}")
 
 
 def tally(figures: Figures, runs: list[LinkRun], stats: dict[str, Any]) -> None:
@@ -393,13 +478,17 @@ async def run_chaos(args: argparse.Namespace) -> Figures:
         concurrency=args.concurrency,
         log_dir=str(stack.log_dir),
     )
+    receiver = WebhookReceiver(refuse_share=args.webhook_refuse_share, seed=args.seed)
+    await receiver.start()
     began = time.monotonic()
     try:
-        stats = await run_with_chaos(stack, runs, args, figures)
+        stats = await run_with_chaos(stack, runs, args, figures, receiver)
     finally:
         await asyncio.to_thread(stack.stop)
+        await receiver.stop()
     figures.duration_seconds = time.monotonic() - began
     tally(figures, runs, stats)
+    tally_webhooks(figures, runs, receiver)
     return figures
 
 
@@ -413,6 +502,11 @@ def report(figures: Figures) -> str:
         f"  lost:                       {figures.answers_lost}",
         f"duplicate provider submissions: {figures.duplicate_submissions}"
         f" (repeats absorbed by Idempotency-Key: {figures.repeats_absorbed})",
+        f"webhook events announced:     {figures.webhook_events_expected}"
+        f" (missing {figures.webhook_events_missing}, wrong {figures.webhook_events_wrong},"
+        f" repeated {figures.webhook_repeats}; the receiver refused {figures.webhook_refusals}"
+        f" deliveries; all arrived {figures.webhook_settle_seconds:.0f} s after the last link"
+        " settled)",
         f"worst wait to recover:        {figures.worst_recovery_seconds:.1f} s",
         f"chaos: {figures.worker_kills} worker SIGKILLs {figures.kills_by_worker},"
         f" {figures.server_restarts} dev-server restarts, sandbox faults {figures.faults}",
@@ -424,6 +518,7 @@ def report(figures: Figures) -> str:
     ]
     lines += [f"LOST {entry}" for entry in figures.lost_links]
     lines += [f"WORKER DIED {entry}" for entry in figures.worker_deaths]
+    lines += [f"WEBHOOK MISSING {entry}" for entry in figures.webhook_missing_links]
     if figures.lost_links or figures.worker_deaths:
         lines.append(f"logs: {figures.log_dir}")
     return "\n".join(lines)
@@ -453,6 +548,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--throttle-rate", type=float, default=0.04)
     parser.add_argument("--timeout-rate", type=float, default=0.01)
     parser.add_argument("--drop-rate", type=float, default=0.04)
+    parser.add_argument(
+        "--webhook-refuse-share",
+        type=float,
+        default=0.05,
+        help="share of webhook deliveries the receiver answers with 503",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -470,6 +571,8 @@ def main() -> None:
         figures.lost == 0
         and figures.answers_lost == 0
         and figures.duplicate_submissions == 0
+        and figures.webhook_events_missing == 0
+        and figures.webhook_events_wrong == 0
         and not figures.worker_deaths
     )
     # The Temporal client can abort the interpreter at exit (sdk-python issue 300): end here.

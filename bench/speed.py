@@ -61,9 +61,14 @@ from bench.newcomer import (  # noqa: E402
     READY_LINE,
     LinkStep,
 )
-from bench.stack import BenchStack, CpuMeter, MachineMeter, machine  # noqa: E402
+from bench.stack import (  # noqa: E402
+    BenchStack,
+    CpuMeter,
+    MachineMeter,
+    WebhookReceiver,
+    machine,
+)
 from linkflow.client import LinkClient  # noqa: E402
-from linkflow.devstack import free_port  # noqa: E402
 from linkflow.models import (  # noqa: E402
     Challenge,
     ChallengeAnswer,
@@ -359,47 +364,6 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 2) if denominator > 0 else 0.0
 
 
-# ------------------------------------------------------------------------------------ webhooks
-
-
-@dataclass
-class WebhookReceiver:
-    """A local receiver that answers every delivery 200 and counts them."""
-
-    port: int = field(default_factory=free_port)
-    received: int = 0
-    server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/linkflow-events"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.decode("latin-1").split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            await reader.readexactly(length)
-            self.received += 1
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass
-        finally:
-            writer.close()
-
-
 async def settled_history(client: Client, workflow_id: str) -> Counter[str]:
     """The workflow's history events by type, once no new event has come for a while."""
     handle = client.get_workflow_handle(workflow_id)
@@ -579,7 +543,7 @@ async def record_histories(
     results.history["linkflow"] = await settled_history(links.temporal, plain_id)
     results.history["linkflow_webhook"] = await settled_history(links.temporal, hooked_id)
     results.history["newcomer"] = await settled_history(newcomer_client, newcomer_id)
-    results.webhooks_received = receiver.received
+    results.webhooks_received = len(receiver.events)
     results.history_connected = {
         "linkflow": plain_ok,
         "linkflow_webhook": hooked_ok,

@@ -11,6 +11,8 @@ rest.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import platform
 import sys
@@ -18,7 +20,8 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from random import Random
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -116,6 +119,54 @@ class BenchStack(DevStack):
         client = await connect(settings, runtime=quiet_runtime(), key_ring=self.key_ring())
         policy = webhook_policy or WebhookPolicy.allowing(*self.webhook_hosts)
         return LinkClient(client, queue, webhook_policy=policy)
+
+
+@dataclass
+class WebhookReceiver:
+    """A local webhook receiver: answers 200 and keeps each event's JSON, or answers 503 to a
+    share (`refuse_share`) of deliveries, as a receiver having a bad moment would."""
+
+    port: int = field(default_factory=free_port)
+    refuse_share: float = 0.0
+    seed: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+    server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/linkflow-events"
+
+    async def start(self) -> None:
+        self._dice = Random(self.seed)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode("latin-1").split("\r\n"):
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            body = await reader.readexactly(length)
+            status = b"200 OK"
+            if self._dice.random() < self.refuse_share:
+                self.refused += 1
+                status = b"503 Service Unavailable"
+            else:
+                self.events.append(json.loads(body))
+            writer.write(b"HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % status)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
 
 
 def cpu_seconds(pid: int) -> float:

@@ -52,6 +52,10 @@ def test_small_chaos_run_loses_nothing() -> None:
     assert figures["connected"] + figures["failed_by_design"] == figures["started"] == 12
     assert figures["failed_by_design"] == 3
     assert figures["answers_submitted"] > 0
+    # Every status change of every settled link reached its webhook, as it was.
+    assert figures["webhook_events_expected"] > 12
+    assert figures["webhook_events_missing"] == 0, figures["webhook_missing_links"]
+    assert figures["webhook_events_wrong"] == 0
     # The chaos really happened.
     assert figures["workers"] == 2
     assert set(figures["kills_by_worker"]) == {"worker1", "worker2"}

@@ -22,6 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -29,6 +30,7 @@ from temporalio.common import RawValue
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.webhooks import WEBHOOK_BACKLOG_QUERY, WebhookBacklog
 from linkflow.client import LinkClient
 from linkflow.devstack import temporal_cli
 from linkflow.models import (
@@ -127,6 +129,34 @@ async def test_malformed_signals_are_refused_and_the_link_still_connects(
         connected = await links.settled(waiting.link_id, within=timedelta(seconds=30))
         assert connected.status is LinkStatus.CONNECTED
         assert connected.last_refusal is None
+        assert await task_failures(handle) == 0
+
+
+async def test_queries_with_any_arguments_fail_alone_and_the_link_still_connects(
+    dev_env: WorkflowEnvironment, run_worker
+):
+    async with run_worker(dev_env.client) as links:
+        waiting = await waiting_link(links)
+        handle = links.temporal.get_workflow_handle(waiting.link_id)
+
+        # A query that takes nothing may ignore what it was sent, or refuse it; either way only
+        # the query is answered, and a query by another name is always refused.
+        for query in ("snapshot", WEBHOOK_BACKLOG_QUERY, "no_such_query"):
+            for what, args in MALFORMED_SIGNALS.items():
+                try:
+                    await asyncio.wait_for(handle.query(query, args=list(args)), timeout=10)
+                    answered = True
+                except WorkflowQueryFailedError:
+                    answered = False
+                assert not (answered and query == "no_such_query"), what
+                still = await links.snapshot(waiting.link_id)
+                assert still.status is LinkStatus.MFA_REQUIRED, (query, what)
+        backlog = await handle.query(WEBHOOK_BACKLOG_QUERY, result_type=WebhookBacklog)
+        assert backlog == WebhookBacklog(events=[], resting=False), "no webhook URL, still asking"
+
+        connected = await links.submit_mfa(waiting.link_id, right_answer(waiting))
+        assert connected.status is LinkStatus.CONNECTED
+        assert (await handle.query(WEBHOOK_BACKLOG_QUERY, result_type=WebhookBacklog)).resting
         assert await task_failures(handle) == 0
 
 
