@@ -25,6 +25,16 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+
+# Imported now, while pytest collects, rather than lazily by schemathesis mid-run: pytest rewrites
+# its modules as it imports them (it is a pytest plugin's package), and on CPython 3.11.7 an
+# `ast.parse` in a process whose other threads are busy can fail with "AST constructor recursion
+# depth mismatch" (cpython issue 106905, fixed in 3.11.8). One fresh-clone run failed that way.
+import schemathesis.generation.body_overrides
+import schemathesis.generation.dictionaries
+import schemathesis.specs.openapi.schemas
+import schemathesis.transport.asgi
+import schemathesis.transport.wsgi
 from hypothesis import HealthCheck, given, settings, strategies
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
