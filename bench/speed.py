@@ -146,6 +146,8 @@ Driver = Callable[[Latencies], Awaitable[bool]]
 @dataclass
 class LinkflowSide:
     links: LinkClient
+    # When set: (link id, status, time.perf_counter()) as each start or answer is replied to.
+    replies: list[tuple[str, LinkStatus, float]] | None = None
 
     async def drive(self, latencies: Latencies, webhook_url: str | None = None) -> bool:
         return (await self.drive_for_id(latencies, webhook_url))[1]
@@ -156,6 +158,7 @@ class LinkflowSide:
         began = time.perf_counter()
         link_id, snapshot = await self.links.start_and_wait(link_request(LINKFLOW, webhook_url))
         latencies.start_to_first_challenge.append(time.perf_counter() - began)
+        self._replied(link_id, snapshot)
         for _round in range(MAX_ROUNDS):
             if snapshot.status is not LinkStatus.MFA_REQUIRED:
                 break
@@ -169,10 +172,15 @@ class LinkflowSide:
         began = time.perf_counter()
         snapshot = await self.links.submit_mfa(link_id, submission)
         took = time.perf_counter() - began
+        self._replied(link_id, snapshot)
         asks_again = snapshot.status is LinkStatus.MFA_REQUIRED
         bucket = latencies.answer_to_next_challenge if asks_again else latencies.answer_to_result
         bucket.append(took)
         return snapshot
+
+    def _replied(self, link_id: str, snapshot: LinkSnapshot) -> None:
+        if self.replies is not None:
+            self.replies.append((link_id, snapshot.status, time.perf_counter()))
 
 
 @dataclass
@@ -364,6 +372,23 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 2) if denominator > 0 else 0.0
 
 
+def delivery_lags(
+    replies: Sequence[tuple[str, LinkStatus, float]], receiver: WebhookReceiver
+) -> list[float]:
+    """Seconds from each reply a client got (a start's first challenge, an answer's outcome) to
+    the arrival of the webhook event announcing the status it showed: the k-th reply showing a
+    status is matched with the link's k-th event of that status."""
+    arrived: dict[tuple[str, str], list[float]] = {}
+    for event, at in zip(receiver.events, receiver.arrivals, strict=True):  # in arrival order
+        arrived.setdefault((event["link_id"], event["status"]), []).append(at)
+    lags: list[float] = []
+    for link_id, status, replied_at in replies:
+        times = arrived.get((link_id, status.value))
+        if times:
+            lags.append(times.pop(0) - replied_at)
+    return lags
+
+
 async def settled_history(client: Client, workflow_id: str) -> Counter[str]:
     """The workflow's history events by type, once no new event has come for a while."""
     handle = client.get_workflow_handle(workflow_id)
@@ -412,6 +437,8 @@ class Results:
     slow: dict[str, Latencies] = field(default_factory=dict)
     # linkflow at 1 in flight: links with a webhook URL ("with") beside links without ("without")
     webhook: dict[str, Latencies] = field(default_factory=dict)
+    # from each reply on a link with a webhook URL to its event's arrival at the receiver
+    webhook_lags: list[float] = field(default_factory=list)
     history: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_received: int = 0
     history_connected: dict[str, bool] = field(default_factory=dict)
@@ -521,10 +548,12 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
 
     log("linkflow with and without a webhook URL")
     results.webhook = {"with": Latencies(), "without": Latencies()}
-    linkflow = LinkflowSide(links)
+    plain, hooked = LinkflowSide(links), LinkflowSide(links, replies=[])
     for _ in range(settings.webhook_links):
-        await linkflow.drive(results.webhook["without"])
-        await linkflow.drive(results.webhook["with"], receiver.url)
+        await plain.drive(results.webhook["without"])
+        await hooked.drive(results.webhook["with"], receiver.url)
+    await asyncio.sleep(1.0)  # the last link's events
+    results.webhook_lags = delivery_lags(hooked.replies or [], receiver)
 
     log("history of one complete link each")
     await record_histories(links, newcomer_client, receiver, results)
@@ -634,6 +663,11 @@ def figures(results: Results) -> dict[str, float]:
     for hooked, latencies in results.webhook.items():
         for step in ("answer_to_next_challenge", "start_to_first_challenge"):
             out[f"webhook.{step}_ms.{hooked}.p50"] = ms(percentile(getattr(latencies, step), 0.5))
+    if results.webhook_lags:
+        lags = results.webhook_lags
+        out["webhook.delivered_after_reply_ms.p50"] = ms(percentile(lags, 0.5))
+        out["webhook.delivered_after_reply_ms.p90"] = ms(percentile(lags, 0.9))
+        out["webhook.delivered_after_reply_ms.max"] = ms(max(lags))
     if results.webhook:
         for step in ("answer_to_next_challenge", "start_to_first_challenge"):
             out[f"webhook.{step}.p50_ratio"] = ratio(
@@ -719,6 +753,14 @@ def report(settings: Settings, results: Results, out: dict[str, float]) -> str:
                     ("start_to_first_challenge", "start -> first challenge"),
                 )
             ).rstrip(";")
+        )
+    if "webhook.delivered_after_reply_ms.p50" in out:
+        lines.append(
+            "webhook event arrived after the client's reply showing that status:"
+            f" p50 {out['webhook.delivered_after_reply_ms.p50']} ms,"
+            f" p90 {out['webhook.delivered_after_reply_ms.p90']} ms,"
+            f" max {out['webhook.delivered_after_reply_ms.max']} ms"
+            f" ({len(results.webhook_lags)} replies)"
         )
     lines.append("")
     for name, counts in results.history.items():

@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,8 @@ class WebhookReceiver:
     refuse_share: float = 0.0
     seed: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
+    # When each event arrived (time.perf_counter(), this process's clock), beside `events`.
+    arrivals: list[float] = field(default_factory=list)
     refused: int = 0
     server: asyncio.Server | None = None
 
@@ -161,6 +164,7 @@ class WebhookReceiver:
                 status = b"503 Service Unavailable"
             else:
                 self.events.append(json.loads(body))
+                self.arrivals.append(time.perf_counter())
             writer.write(b"HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % status)
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):

@@ -54,16 +54,21 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
         "slow_sandbox.over_provider_job_ms.linkflow.p50",
         "webhook.answer_to_next_challenge_ms.with.p50",
         "webhook.answer_to_next_challenge.p50_ratio",
+        "webhook.delivered_after_reply_ms.p50",
         "history_events.linkflow",
         "history_events.linkflow_webhook",
         "history_events.newcomer",
         "webhooks_received",
     ):
         assert name in figures, name
+    # A webhook event may arrive before the client has read the reply that shows the same status.
+    may_lead = {name for name in figures if name.startswith("webhook.delivered_after_reply_ms")}
+    assert all(math.isfinite(figures[name]) for name in may_lead)
     not_positive = {
         name: value
         for name, value in figures.items()
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0)
+        if name not in may_lead
+        and not (isinstance(value, int | float) and math.isfinite(value) and value > 0)
     }
     assert not_positive == {}
     for name in ("linkflow", "linkflow_webhook", "newcomer"):
