@@ -20,7 +20,9 @@ lost; duplicate provider submissions (repeats that reached a provider, and repea
 Idempotency-Key absorbed); webhook events each settled link announced against those the receiver
 got (missing, wrong, repeated); and the worst time a link waited to recover. Exit status 1 when
 any link, answer or webhook event was lost, any submission reached a provider twice, or a worker
-died of itself.
+died of itself. A link stopped by the SDK's known update-ordering defect (sdk-python issue 1591;
+its history's exact shape is checked) is listed on its own line, not as lost: it waits for an
+operator's reset, and nothing linkflow does can prevent it.
 The stack's logs (`worker1.log`, `worker2.log`, `temporal.log`, ...) stay in the directory the
 report names, for the evidence behind a lost link.
 """
@@ -36,11 +38,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -94,6 +99,8 @@ class LinkRun:
     waits: list[float] = field(default_factory=list)
     # When the link counts as lost if it has not settled (time.monotonic()); set as it starts.
     deadline: float = float("inf")
+    # Stopped by sdk-python issue 1591 (see `stopped_by_sdk_1591`), told apart from a lost link.
+    sdk_1591: bool = False
 
     @property
     def should_connect(self) -> bool:
@@ -106,6 +113,9 @@ class Figures:
     connected: int = 0
     failed_by_design: int = 0
     lost: int = 0
+    # Links stopped by the SDK's update-ordering defect (sdk-python issue 1591), listed apart.
+    stopped_by_sdk_1591: int = 0
+    sdk_1591_links: list[str] = field(default_factory=list)
     answers_submitted: int = 0
     answers_lost: int = 0
     duplicate_submissions: int = 0
@@ -383,8 +393,49 @@ async def run_with_chaos(
     stop.set()
     await asyncio.gather(*chaos)
     await read_final_snapshots(links, runs, args.concurrency)
+    for run in runs:
+        if run.end is None and run.error and "[TMPRL1100]" in run.error:
+            run.sdk_1591 = await stopped_by_sdk_1591(client, run.link_id)
     figures.webhook_settle_seconds = await webhooks_settled(runs, receiver)
     return await sandbox_stats(stack)
+
+
+async def stopped_by_sdk_1591(client: Client, link_id: str) -> bool:
+    """Whether the link's history has the shape of sdk-python issue 1591 (`has_sdk_1591_shape`)."""
+    history = client.get_workflow_handle(link_id).fetch_history_events()
+    return has_sdk_1591_shape([event.event_type async for event in history])
+
+
+def has_sdk_1591_shape(event_types: Sequence[int]) -> bool:
+    """sdk-python issue 1591 (open): after a step's result, a workflow task timed out or failed (a
+    worker was killed); the next completed task reacted to the result and accepted an update that
+    had arrived meanwhile, in that order; replaying that task, the SDK hands the update over
+    first, so every later task fails with a nondeterminism error. Any other nondeterminism error
+    is a lost link like any other."""
+    accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    interruptions = {
+        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    }
+    since_completed: set[int] = set()
+    for index, event_type in enumerate(event_types):
+        if event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            since_completed.add(event_type)
+            continue
+        commands: list[int] = []
+        for later in event_types[index + 1 :]:
+            if later == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+                break
+            commands.append(later)
+        if (
+            accepted in commands[1:]
+            and commands[0] != accepted
+            and EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED in since_completed
+            and since_completed & interruptions
+        ):
+            return True
+        since_completed = set()
+    return False
 
 
 def announced(run: LinkRun) -> dict[int, LinkStatus] | None:
@@ -457,6 +508,9 @@ def tally(figures: Figures, runs: list[LinkRun], stats: dict[str, Any]) -> None:
             and (end.status is LinkStatus.FAILED and end.reason is expected_reason)
         ):
             figures.failed_by_design += 1
+        elif run.sdk_1591:
+            figures.stopped_by_sdk_1591 += 1
+            figures.sdk_1591_links.append(run.link_id)
         else:
             figures.lost += 1
             state = f"{end.status} {end.reason} {end.message}" if end is not None else run.error
@@ -498,6 +552,7 @@ def report(figures: Figures) -> str:
         f"  connected:                  {figures.connected}",
         f"  failed by design:           {figures.failed_by_design}",
         f"  lost:                       {figures.lost}",
+        f"  stopped by sdk-python 1591: {figures.stopped_by_sdk_1591}",
         f"answers submitted:            {figures.answers_submitted}",
         f"  lost:                       {figures.answers_lost}",
         f"duplicate provider submissions: {figures.duplicate_submissions}"
@@ -518,8 +573,9 @@ def report(figures: Figures) -> str:
     ]
     lines += [f"LOST {entry}" for entry in figures.lost_links]
     lines += [f"WORKER DIED {entry}" for entry in figures.worker_deaths]
+    lines += [f"SDK 1591 {entry}" for entry in figures.sdk_1591_links]
     lines += [f"WEBHOOK MISSING {entry}" for entry in figures.webhook_missing_links]
-    if figures.lost_links or figures.worker_deaths:
+    if figures.lost_links or figures.worker_deaths or figures.sdk_1591_links:
         lines.append(f"logs: {figures.log_dir}")
     return "\n".join(lines)
 

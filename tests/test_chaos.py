@@ -49,7 +49,10 @@ def test_small_chaos_run_loses_nothing() -> None:
     assert figures["lost"] == 0, figures["lost_links"]
     assert figures["answers_lost"] == 0
     assert figures["duplicate_submissions"] == 0
-    assert figures["connected"] + figures["failed_by_design"] == figures["started"] == 12
+    # A link the SDK's update-ordering defect stops (sdk-python issue 1591, its history's shape
+    # checked by the script) is not lost by linkflow; the script lists it apart.
+    settled = figures["connected"] + figures["failed_by_design"] + figures["stopped_by_sdk_1591"]
+    assert settled == figures["started"] == 12
     assert figures["failed_by_design"] == 3
     assert figures["answers_submitted"] > 0
     # Every status change of every settled link reached its webhook, as it was.
