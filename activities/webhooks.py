@@ -25,6 +25,7 @@ import contextlib
 import math
 import ssl
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -137,19 +138,13 @@ class WebhookActivities:
         url = httpx.URL(str(batch.url))
         details = activity.info().heartbeat_details
         handled = details[0] if details and isinstance(details[0], int) else 0
-        delivered = refused = 0
+        accepted = Counter[bool]()
         for event in batch.events[handled:]:
-            try:
-                await self._deliver(url, event)
-                delivered += 1
-            except ApplicationError as error:
-                if error.type != WEBHOOK_REFUSED:
-                    raise
-                refused += 1
+            accepted[await self._offer(url, event)] += 1
             handled += 1
             activity.heartbeat(handled)
         return WebhookBatchReceipt(
-            delivered=delivered, refused=refused, attempt=activity.info().attempt
+            delivered=accepted[True], refused=accepted[False], attempt=activity.info().attempt
         )
 
     @activity.defn
@@ -160,20 +155,14 @@ class WebhookActivities:
         url = httpx.URL(str(batch.url))
         details = info.heartbeat_details
         handled = details[0] if details and isinstance(details[0], int) else 0
-        counts = [0, 0]  # delivered, refused
+        accepted = Counter[bool]()
 
         async def deliver(events: Sequence[WebhookEvent]) -> None:
             nonlocal handled
             for event in sorted(events, key=lambda event: event.sequence):
                 if event.sequence <= handled:
                     continue
-                try:
-                    await self._deliver(url, event)
-                    counts[0] += 1
-                except ApplicationError as error:
-                    if error.type != WEBHOOK_REFUSED:
-                        raise
-                    counts[1] += 1
+                accepted[await self._offer(url, event)] += 1
                 handled = event.sequence
                 activity.heartbeat(handled)
 
@@ -202,8 +191,22 @@ class WebhookActivities:
         finally:
             watch.cancel()
         return WebhookBatchReceipt(
-            delivered=counts[0], refused=counts[1], attempt=info.attempt, handled_through=handled
+            delivered=accepted[True],
+            refused=accepted[False],
+            attempt=info.attempt,
+            handled_through=handled,
         )
+
+    async def _offer(self, url: httpx.URL, event: WebhookEvent) -> bool:
+        """Deliver the event: True once delivered, False when the receiver refuses it for good
+        (skipped); anything worth retrying is raised."""
+        try:
+            await self._deliver(url, event)
+        except ApplicationError as error:
+            if error.type != WEBHOOK_REFUSED:
+                raise
+            return False
+        return True
 
     async def _deliver(self, url: httpx.URL, event: WebhookEvent) -> int:
         addresses = await self._checked_addresses(url)

@@ -660,19 +660,19 @@ def figures(results: Results) -> dict[str, float]:
         p50 = percentile(latencies.answer_to_next_challenge, 0.5)
         out[f"slow_sandbox.answer_to_next_challenge_ms.{side}.p50"] = ms(p50)
         out[f"slow_sandbox.over_provider_job_ms.{side}.p50"] = ms(p50 - SLOW_LATENCY_SECONDS)
-    for hooked, latencies in results.webhook.items():
+    if results.webhook:
         for step in ("answer_to_next_challenge", "start_to_first_challenge"):
-            out[f"webhook.{step}_ms.{hooked}.p50"] = ms(percentile(getattr(latencies, step), 0.5))
+            for hooked, latencies in results.webhook.items():
+                values = getattr(latencies, step)
+                out[f"webhook.{step}_ms.{hooked}.p50"] = ms(percentile(values, 0.5))
+            out[f"webhook.{step}.p50_ratio"] = ratio(
+                out[f"webhook.{step}_ms.with.p50"], out[f"webhook.{step}_ms.without.p50"]
+            )
     if results.webhook_lags:
         lags = results.webhook_lags
         out["webhook.delivered_after_reply_ms.p50"] = ms(percentile(lags, 0.5))
         out["webhook.delivered_after_reply_ms.p90"] = ms(percentile(lags, 0.9))
         out["webhook.delivered_after_reply_ms.max"] = ms(max(lags))
-    if results.webhook:
-        for step in ("answer_to_next_challenge", "start_to_first_challenge"):
-            out[f"webhook.{step}.p50_ratio"] = ratio(
-                out[f"webhook.{step}_ms.with.p50"], out[f"webhook.{step}_ms.without.p50"]
-            )
     for name, counts in results.history.items():
         out[f"history_events.{name}"] = sum(counts.values())
     if "newcomer" in results.history:

@@ -25,13 +25,13 @@ with workflow.unsafe.imports_passed_through():
     import workflows.later_life as later_life
     import workflows.link_record as link_record
     from activities.provider import StepState
+    from activities.webhooks import WEBHOOK_BACKLOG_QUERY, WebhookBacklog
     from linkflow.models import LinkReason, LinkSnapshot, LinkStatus, MfaSubmission, RelinkRequest
     from providers.base import Outcome, ProviderState
     from workflows.later_life import Command
     from workflows.provider_calls import ProviderCallFailed, ProviderCalls
     from workflows.waiting import RIDES_OUT_BAD_DAYS_PATCH as RIDES_OUT_BAD_DAYS
     from workflows.waiting import LinkEnded, ProviderStillWorking, UnlinkRequested, Waiting
-    from workflows.webhook_outbox import WEBHOOK_BACKLOG_QUERY, WebhookBacklog
 
 WORKFLOW_TYPE = "AccountLinkWorkflow"
 ANSWER_MFA_SIGNAL = "answer_mfa"

@@ -19,6 +19,7 @@ from temporalio import workflow
 from temporalio.common import RawValue, SearchAttributeUpdate
 
 with workflow.unsafe.imports_passed_through():
+    from activities.webhooks import WebhookBacklog
     from linkflow.models import (
         Account,
         CarriedLink,
@@ -38,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import link_metrics
     from workflows.inbox import MalformedMessage, read_start
     from workflows.mfa_round import MfaRound
-    from workflows.webhook_outbox import WebhookBacklog, WebhookOutbox
+    from workflows.webhook_outbox import WebhookOutbox
 
 STATUS_HISTORY_LENGTH = 20
 # Steps follow their jobs in one (mostly local) activity; search attributes and webhooks fold.

@@ -27,9 +27,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import AnyHttpUrl
 
-    from activities.webhooks import WEBHOOK_BACKLOG_QUERY as WEBHOOK_BACKLOG_QUERY
-    from activities.webhooks import WebhookBacklog as WebhookBacklog
-    from activities.webhooks import WebhookBatch, WebhookDelivery
+    from activities.webhooks import WebhookBacklog, WebhookBatch, WebhookDelivery
     from linkflow.models import WebhookEvent
     from workflows.webhook_delivery import (
         WebhookDeliveryWorkflow,
