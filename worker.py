@@ -1,4 +1,5 @@
-"""Run a linkflow worker: the link and webhook workflows and their activities on one task queue.
+"""Run a linkflow worker: the link and webhook workflows and their activities on the link's task
+queue, and the links' webhook followers on a queue of their own beside it.
 
 Configuration comes from the environment (see linkflow/config.py): TEMPORAL_ADDRESS,
 TEMPORAL_NAMESPACE, LINKFLOW_TASK_QUEUE, LINKFLOW_SANDBOX_URL, the providers' keys and
@@ -17,7 +18,8 @@ import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
@@ -25,7 +27,7 @@ from temporalio.worker import Interceptor, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.provider import ProviderActivities
-from activities.webhooks import WebhookActivities
+from activities.webhooks import WebhookActivities, follower_task_queue
 from linkflow.config import ConfigurationError, ProviderSettings, TemporalSettings
 from linkflow.process import exit_now
 from linkflow.telemetry import (
@@ -49,10 +51,12 @@ logger = logging.getLogger("linkflow.worker")
 # evicted link replays its short history. With 1,000 cached, 10,000 links waiting on MFA held
 # 303 MiB and answered in 1.7 times the light-load time; caching all 10,000 took about 1.8 GiB.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
-# Every activity is a coroutine, so a slot costs little; a link with a webhook holds one for as
-# long as its MFA conversation lasts (`follow_webhooks`), and the SDK's default of 100 would let
-# 100 such conversations hold up every other link's activities.
+# Every activity is a coroutine, so a slot costs little, and a provider call spends its time waiting
+# on the provider: the SDK's default of 100 would make the 101st link wait for others' providers.
 MAX_CONCURRENT_ACTIVITIES = 1000
+# A follower (`follow_webhooks`) holds its slot for as long as its link's MFA conversation lasts,
+# waiting on a long-poll of the link's history: as many as the links one worker holds waiting.
+MAX_CONCURRENT_FOLLOWERS = 10_000
 WORKFLOWS = [AccountLinkWorkflow, WebhookDeliveryWorkflow, WebhookHandoverWorkflow]
 
 
@@ -82,6 +86,7 @@ class LinkActivities:
             *self.providers.all(),
             self.webhooks.deliver_webhook,
             self.webhooks.deliver_webhooks,
+            # Also here for followers scheduled on the link's queue before followers had their own.
             self.webhooks.follow_webhooks,
         ]
 
@@ -102,28 +107,61 @@ def precompile_workflow_modules() -> None:
         logger.info("Could not write bytecode for %s; each run compiles it", source)
 
 
+class LinkWorker:
+    """The worker of a link task queue and the worker of its followers' queue, run together."""
+
+    def __init__(self, links: Worker, followers: Worker) -> None:
+        self.links = links
+        self.followers = followers
+        self._running = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> Self:
+        async with contextlib.AsyncExitStack() as starting:
+            await starting.enter_async_context(self.links)
+            await starting.enter_async_context(self.followers)
+            self._running = starting.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._running.__aexit__(exc_type, exc, traceback)
+
+
 def build_worker(
     client: Client,
     task_queue: str,
     activities: LinkActivities,
     *,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
+    max_concurrent_activities: int = MAX_CONCURRENT_ACTIVITIES,
     workflow_runner: WorkflowRunner | None = None,
     interceptors: Sequence[Interceptor] = (),
-) -> Worker:
+) -> LinkWorker:
     """The worker. It also runs the interceptors of `client` (tracing, from `connect`) and counts
     the provider activities' failures; `interceptors` come after those."""
     precompile_workflow_modules()
-    return Worker(
+    links = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activities.all(),
         max_cached_workflows=max_cached_workflows,
-        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_concurrent_activities=max_concurrent_activities,
         workflow_runner=workflow_runner or SandboxedWorkflowRunner(),
         interceptors=[ProviderErrorMetrics(activities.providers.all()), *interceptors],
     )
+    followers = Worker(
+        client,
+        task_queue=follower_task_queue(task_queue),
+        activities=[activities.webhooks.follow_webhooks],
+        max_concurrent_activities=MAX_CONCURRENT_FOLLOWERS,
+        interceptors=interceptors,
+    )
+    return LinkWorker(links, followers)
 
 
 @contextlib.asynccontextmanager
@@ -168,8 +206,10 @@ async def run_worker() -> None:
             counting_links(client, runtime),
         ):
             logger.info(
-                "Worker polling task queue %r on %s (namespace %r); providers at %s",
+                "Worker polling task queue %r (webhook followers: %r) on %s (namespace %r);"
+                " providers at %s",
                 temporal.task_queue,
+                follower_task_queue(temporal.task_queue),
                 temporal.address,
                 temporal.namespace,
                 providers.sandbox_url,

@@ -60,10 +60,19 @@ WEBHOOK_RECEIVER_UNREACHABLE = "WebhookReceiverUnreachable"
 NON_RETRYABLE_WEBHOOK_ERRORS = (WEBHOOK_REFUSED, WEBHOOK_URL_REFUSED)
 
 WEBHOOK_BACKLOG_QUERY = "webhook_backlog"
+# Followers poll a task queue of their own beside the link's (`follower_task_queue`): a link mid-MFA
+# holds its follower for the whole conversation, and on the link's queue thousands of such
+# conversations would take every slot the provider calls of other links need.
+FOLLOWER_TASK_QUEUE_SUFFIX = "-webhook-followers"
 # A follower heartbeats this often while the link is quiet, and hands back after following this
 # long (the link starts another for what comes later): an MFA challenge waits 300 s by default.
 FOLLOWER_HEARTBEAT_SECONDS = 10.0
 FOLLOW_AT_MOST_SECONDS = 600.0
+
+
+def follower_task_queue(link_task_queue: str) -> str:
+    """The task queue on which the followers of a link on `link_task_queue` run."""
+    return link_task_queue + FOLLOWER_TASK_QUEUE_SUFFIX
 
 
 class WebhookDelivery(BaseModel):

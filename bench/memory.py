@@ -13,7 +13,10 @@ as under light load. This run measures both, for each worker variant:
 - `cache-all`: the same worker caching every waiting link (`max_cached_workflows` above the count);
 - `unsandboxed-cache-all`: caching every link, with `UnsandboxedWorkflowRunner`;
 - `cache-N`, `unsandboxed-cache-N`: a cache of N workflows (`cache-100` shows eviction at a small
-  size: links beyond the cache cost the worker nothing until answered, and then a replay).
+  size: links beyond the cache cost the worker nothing until answered, and then a replay);
+- `webhooks`: the shipped worker, every link with a webhook URL (a local receiver): while a link
+  waits on MFA its webhook follower runs (one activity and one long-poll of the link's history,
+  for up to ten minutes), on the followers' own task queue.
 
 Each variant gets a fresh dev stack (dev server on SQLite on disk, sandbox with no latency) on
 free ports in a temp dir. The worker's RSS (VmRSS in /proc/<pid>/status) is read when it has
@@ -50,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.worker import UnsandboxedWorkflowRunner  # noqa: E402
 
-from bench.stack import BenchStack  # noqa: E402
+from bench.stack import BenchStack, WebhookReceiver  # noqa: E402
 from linkflow.client import LinkClient  # noqa: E402
 from linkflow.config import ProviderSettings, TemporalSettings  # noqa: E402
 from linkflow.devstack import WORKER_READY_LINE  # noqa: E402
@@ -63,7 +66,7 @@ from linkflow.models import (  # noqa: E402
     Provider,
 )
 from linkflow.process import exit_now  # noqa: E402
-from linkflow.temporal import connect, ensure_search_attributes, quiet_runtime  # noqa: E402
+from linkflow.temporal import connect, ensure_search_attributes  # noqa: E402
 from linkflow.webhook_policy import WebhookPolicy  # noqa: E402
 from linkflow.webhooks import WebhookSigning  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
@@ -83,6 +86,7 @@ class Variant:
     # None: the shipped worker.py; otherwise this file serves the worker with these settings.
     max_cached_workflows: int | None
     sandboxed: bool = True
+    webhooks: bool = False
 
     def worker_command(self) -> list[str] | None:
         if self.max_cached_workflows is None:
@@ -103,8 +107,8 @@ def variants_for(names: list[str], most_links: int, light_samples: int) -> list[
     every_link = most_links + light_samples + 100
     variants = []
     for name in names:
-        if name == "default":
-            variants.append(Variant(name, None))
+        if name in ("default", "webhooks"):
+            variants.append(Variant(name, None, webhooks=name == "webhooks"))
             continue
         sandboxed = not name.startswith("unsandboxed-")
         size = name.removeprefix("unsandboxed-").removeprefix("cache-")
@@ -112,8 +116,8 @@ def variants_for(names: list[str], most_links: int, light_samples: int) -> list[
             size == "all" or size.isdigit()
         ):
             raise SystemExit(
-                f"Unknown variant {name!r}: default, cache-all, cache-N, unsandboxed-cache-all"
-                " or unsandboxed-cache-N."
+                f"Unknown variant {name!r}: default, webhooks, cache-all, cache-N,"
+                " unsandboxed-cache-all or unsandboxed-cache-N."
             )
         cached = every_link if size == "all" else int(size)
         variants.append(Variant(name, cached, sandboxed=sandboxed))
@@ -152,6 +156,7 @@ class VariantFigures:
     peak_rss_kib: int = 0
     checkpoints: list[Checkpoint] = field(default_factory=list)
     seconds: float = 0.0
+    webhooks_received: int | None = None  # the `webhooks` variant's events at the receiver
 
 
 # ---------------------------------------------------------------- the worker variants
@@ -223,21 +228,23 @@ def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
     raise RuntimeError(f"/proc/{pid}/status has no {field_name}")
 
 
-def link_request(index: int) -> LinkRequest:
+def link_request(index: int, webhook_url: str | None) -> LinkRequest:
     return LinkRequest(
         provider=Provider.MX,
         user_ref=f"bench-memory-{index}",
         credentials=Credentials(username=USERNAME, password="pass_good"),
-        options=LinkOptions(mfa_timeout_seconds=MFA_TIMEOUT_SECONDS),
+        options=LinkOptions(mfa_timeout_seconds=MFA_TIMEOUT_SECONDS, webhook_url=webhook_url),
     )
 
 
-async def start_waiting_link(links: LinkClient, index: int, prefix: str) -> WaitingLink:
+async def start_waiting_link(
+    links: LinkClient, index: int, prefix: str, webhook_url: str | None
+) -> WaitingLink:
     """Start one link and return it once it waits on MFA (retrying a busy server)."""
     link_id = f"{prefix}-{index}"
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
-            _, snapshot = await links.start_and_wait(link_request(index), link_id)
+            _, snapshot = await links.start_and_wait(link_request(index, webhook_url), link_id)
         except Exception:
             if attempt == START_ATTEMPTS:
                 raise
@@ -250,7 +257,11 @@ async def start_waiting_link(links: LinkClient, index: int, prefix: str) -> Wait
 
 
 async def start_many(
-    links: LinkClient, indexes: range, prefix: str, concurrency: int
+    links: LinkClient,
+    indexes: range,
+    prefix: str,
+    concurrency: int,
+    webhook_url: str | None = None,
 ) -> tuple[list[WaitingLink], int, float]:
     """Start the links with at most `concurrency` in flight: the links, failures and seconds."""
     gate = asyncio.Semaphore(concurrency)
@@ -261,7 +272,7 @@ async def start_many(
         nonlocal failures
         async with gate:
             try:
-                started.append(await start_waiting_link(links, index, prefix))
+                started.append(await start_waiting_link(links, index, prefix, webhook_url))
             except Exception as error:
                 failures += 1
                 if failures <= 3:
@@ -302,10 +313,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def measure_light_load(
-    links: LinkClient, figures: VariantFigures, samples: int, pid: int
+    links: LinkClient, figures: VariantFigures, samples: int, pid: int, webhook_url: str | None
 ) -> None:
     """A few links, started and answered one at a time, then ended so the worker holds none."""
-    light_links, _, _ = await start_many(links, range(samples), "light", 1)
+    light_links, _, _ = await start_many(links, range(samples), "light", 1, webhook_url)
     light = await sample_answers(links, light_links)
     figures.light_p50_ms = statistics.median(light)
     figures.light_p95_ms = percentile(light, 0.95)
@@ -339,10 +350,15 @@ async def hold_up_to(
     args: argparse.Namespace,
     pid: int,
     rng: random.Random,
+    webhook_url: str | None,
 ) -> Checkpoint:
     """Start links until `count` wait, read the worker's RSS, then time answers to some."""
     new_links, failed, seconds = await start_many(
-        links, range(len(held.waiting) + held.failures, count), "held", args.concurrency
+        links,
+        range(len(held.waiting) + held.failures, count),
+        "held",
+        args.concurrency,
+        webhook_url,
     )
     held.failures += failed
     held.waiting += new_links
@@ -368,7 +384,12 @@ async def hold_up_to(
 
 async def measure_variant(variant: Variant, args: argparse.Namespace) -> VariantFigures:
     state_dir = Path(tempfile.mkdtemp(prefix=f"linkflow-memory-{variant.name}-"))
-    stack = VariantStack.on_free_ports(task_queue="linkflow-memory", state_dir=state_dir)
+    receiver = WebhookReceiver() if variant.webhooks else None
+    stack = VariantStack.on_free_ports(
+        task_queue="linkflow-memory",
+        state_dir=state_dir,
+        webhook_hosts=("127.0.0.1",) if receiver else (),
+    )
     stack.worker_command = variant.worker_command()
     figures = VariantFigures(
         variant=variant.name,
@@ -384,21 +405,25 @@ async def measure_variant(variant: Variant, args: argparse.Namespace) -> Variant
     try:
         await asyncio.to_thread(stack.start)
         pid = stack.pid("worker")
-        settings = TemporalSettings(
-            address=stack.ports.temporal_address, task_queue=stack.task_queue
-        )
-        client = await connect(settings, runtime=quiet_runtime(), key_ring=stack.key_ring())
-        links = LinkClient(client, stack.task_queue)
+        links = await stack.link_client()
+        webhook_url = None
+        if receiver is not None:
+            await receiver.start()
+            webhook_url = receiver.url
         await asyncio.sleep(2)
         figures.idle_rss_kib = rss_kib(pid)
-        await measure_light_load(links, figures, args.samples, pid)
+        await measure_light_load(links, figures, args.samples, pid, webhook_url)
         held = HeldLinks(rss_kib=figures.warm_rss_kib)
         for count in sorted(args.links):
-            point = await hold_up_to(links, held, count, figures, args, pid, rng)
+            point = await hold_up_to(links, held, count, figures, args, pid, rng, webhook_url)
             figures.checkpoints.append(point)
             print(f"  {variant.name}: {point}", file=sys.stderr)
         figures.peak_rss_kib = rss_kib(pid, "VmHWM")
+        if receiver is not None:
+            figures.webhooks_received = len(receiver.events)
     finally:
+        if receiver is not None:
+            await receiver.stop()
         # Stopping the dev server ends every link: its database is in the deleted temp dir.
         await asyncio.to_thread(stack.stop)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -437,9 +462,11 @@ def report(results: list[VariantFigures]) -> str:
                 f" {point.latency_ratio:>6.2f}  {'met' if met else 'MISSED'}"
                 + (f" ({point.start_failures} starts failed)" if point.start_failures else "")
             )
+        received = result.webhooks_received
         lines.append(
             f"{'':<22} peak RSS {mib(result.peak_rss_kib)}, after the light sample"
             f" {mib(result.warm_rss_kib)}, run time {result.seconds:.0f} s"
+            + ("" if received is None else f", webhook events received {received:,}")
         )
     lines.append(
         "KiB/link: (RSS - idle RSS) / links; marginal: RSS growth per link since the row above"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import UnsandboxedWorkflowRunner
 
 from linkflow.client import LinkClient
 from linkflow.codec import KeyRing, data_converter
@@ -28,7 +28,7 @@ from linkflow.devstack import temporal_cli
 from linkflow.temporal import SEARCH_ATTRIBUTES, dev_server_limit_args
 from linkflow.webhook_policy import WebhookPolicy
 from linkflow.webhooks import WebhookSigning
-from worker import LinkActivities, build_worker
+from worker import MAX_CONCURRENT_ACTIVITIES, LinkActivities, build_worker
 
 # The secret test workers sign webhooks with; webhook tests verify with it.
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
@@ -149,6 +149,7 @@ def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
         *,
         provider_url: str | None = None,
         sandboxed: bool = True,
+        max_concurrent_activities: int = MAX_CONCURRENT_ACTIVITIES,
     ) -> AsyncIterator[LinkClient]:
         task_queue = f"test-{uuid.uuid4()}"
         activities = LinkActivities(
@@ -156,11 +157,12 @@ def run_worker(sandbox_url: str, max_cached_workflows: int) -> WorkerFactory:
             WebhookSigning((WEBHOOK_SECRET,)),
             LOCAL_WEBHOOKS,
         )
-        worker: Worker = build_worker(
+        worker = build_worker(
             client,
             task_queue,
             activities,
             max_cached_workflows=max_cached_workflows,
+            max_concurrent_activities=max_concurrent_activities,
             workflow_runner=None if sandboxed else UnsandboxedWorkflowRunner(),
         )
         try:

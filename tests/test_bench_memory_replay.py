@@ -36,10 +36,14 @@ def test_memory_benchmark_reports_rss_and_answer_latency_per_variant() -> None:
     results = run_bench(
         "memory.py",
         *("--links", "4,8", "--samples", "2", "--concurrency", "4"),
-        *("--variants", "default,unsandboxed-cache-all"),
+        *("--variants", "default,webhooks,unsandboxed-cache-all"),
     )
-    assert [result["variant"] for result in results] == ["default", "unsandboxed-cache-all"]
-    assert [result["sandboxed"] for result in results] == [True, False]
+    variants = [result["variant"] for result in results]
+    assert variants == ["default", "webhooks", "unsandboxed-cache-all"]
+    assert [result["sandboxed"] for result in results] == [True, True, False]
+    # Each of the 8 waiting links announced its first challenge, through its follower.
+    assert [result["webhooks_received"] for result in results][::2] == [None, None]
+    assert results[1]["webhooks_received"] >= 8
     for result in results:
         for name in ("idle_rss_kib", "warm_rss_kib", "peak_rss_kib", "light_p50_ms"):
             assert result[name] > 0, (name, result)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -423,6 +424,43 @@ async def test_a_two_round_link_reaches_the_webhook_in_order(
     # One activity followed the whole MFA conversation, one more took the unlink's event.
     deliveries = [call.activity_type for call in calls if "webhook" in call.activity_type]
     assert deliveries == ["follow_webhooks", "follow_webhooks"]
+
+
+async def test_links_mid_mfa_with_webhooks_leave_other_links_their_activity_slots(
+    dev_env: WorkflowEnvironment, run_worker, receiver: tuple[Receiver, str]
+) -> None:
+    """A link with a webhook holds a follower for its whole MFA conversation. Followers have a
+    task queue of their own, so links waiting on MFA, as many as the link queue has activity
+    slots, each with its follower running, leave another link's login (Synapse's, an ordinary
+    activity) a slot."""
+    _app, url = receiver
+    async with run_worker(dev_env.client, max_concurrent_activities=2) as links:
+        waiting = []
+        for _ in range(2):
+            link_id, snapshot = await links.start_and_wait(
+                living_request(unique_login("user_otp"), webhook_url=url)
+            )
+            assert snapshot.status is LinkStatus.MFA_REQUIRED
+            waiting.append(links.temporal.get_workflow_handle(link_id))
+        async with asyncio.timeout(WAIT.total_seconds()):
+            while not all([await follower_running(handle) for handle in waiting]):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
+        synapse = living_request(unique_login(), webhook_url=url)
+        synapse.provider = Provider.SYNAPSE
+        async with asyncio.timeout(WAIT.total_seconds()):
+            _link_id, snapshot = await links.start_and_wait(synapse)
+        assert snapshot.status is LinkStatus.CONNECTED
+        assert all([await follower_running(handle) for handle in waiting])
+
+
+async def follower_running(handle: WorkflowHandle[Any, Any]) -> bool:
+    pending = (await handle.describe()).raw_description.pending_activities
+    return any(
+        activity.activity_type.name == "follow_webhooks"
+        and activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for activity in pending
+    )
 
 
 async def test_unbill_hold_is_lifted_through_its_fix_hold(

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookBatchReceipt,
         WebhookDelivery,
         WebhookReceipt,
+        follower_task_queue,
     )
 
 # About two hours of attempts, backing off to every ten minutes; then the event is given up.
@@ -66,6 +67,7 @@ async def follow_link(batch: WebhookBatch) -> WebhookBatchReceipt:
     return await workflow.execute_activity_method(
         WebhookActivities.follow_webhooks,
         batch,
+        task_queue=follower_task_queue(workflow.info().task_queue),
         start_to_close_timeout=timedelta(seconds=FOLLOW_AT_MOST_SECONDS + 30 * len(batch.events)),
         heartbeat_timeout=timedelta(seconds=45),
         retry_policy=WEBHOOK_RETRY,
