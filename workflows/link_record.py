@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import link_metrics
     from workflows.inbox import MalformedMessage, read_start
     from workflows.mfa_round import MfaRound
-    from workflows.webhook_outbox import WebhookOutbox
+    from workflows.webhook_outbox import DeliveryPath, WebhookOutbox
 
 STATUS_HISTORY_LENGTH = 20
 # Steps follow their jobs in one (mostly local) activity; search attributes and webhooks fold.
@@ -89,7 +89,7 @@ class LinkRecord:
         self.continued = False
         self.events_sent = 0
         self.folded = False
-        self.outbox = WebhookOutbox(None, batched=False)
+        self.outbox = WebhookOutbox(None, DeliveryPath.FOLLOWER)
         # Bumped each time the run reaches a point where waiting handlers get their answer.
         self.settles = 0
         self.settled_round = 0
@@ -119,7 +119,11 @@ class LinkRecord:
         followed = workflow.patched(FOLLOWED_WEBHOOKS_PATCH)
         self.folded = followed or workflow.patched(ONE_CALL_PER_STEP_PATCH)
         url = self.request.options.webhook_url if self.request is not None else None
-        self.outbox = WebhookOutbox(url, batched=self.folded, followed=followed)
+        if followed:
+            path = DeliveryPath.FOLLOWER
+        else:
+            path = DeliveryPath.BATCHES if self.folded else DeliveryPath.CHILD_PER_EVENT
+        self.outbox = WebhookOutbox(url, path)
 
     def carried(self) -> CarriedLink:
         """What the next run of the link starts from."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from enum import Enum
 
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -40,13 +41,20 @@ with workflow.unsafe.imports_passed_through():
 DRAIN_SECONDS = 10.0
 
 
+class DeliveryPath(Enum):
+    """How a run's events leave: the path the run was recorded on."""
+
+    FOLLOWER = "one follow_webhooks activity follows the link"
+    BATCHES = "one deliver_webhooks activity per batch"
+    CHILD_PER_EVENT = "one WebhookDeliveryWorkflow child per event"
+
+
 class WebhookOutbox:
     """A link run's undelivered events and the one delivery in flight."""
 
-    def __init__(self, url: AnyHttpUrl | None, *, batched: bool, followed: bool = False) -> None:
+    def __init__(self, url: AnyHttpUrl | None, path: DeliveryPath) -> None:
         self._url = url
-        self._batched = batched
-        self._followed = followed
+        self._path = path
         self._waiting: list[WebhookEvent] = []
         self._in_flight: list[WebhookEvent] = []
         self._delivery: asyncio.Task[None] | None = None
@@ -55,13 +63,14 @@ class WebhookOutbox:
     def post(self, event: WebhookEvent) -> None:
         if self._url is None:
             return
-        if not self._batched:
+        if self._path is DeliveryPath.CHILD_PER_EVENT:
             delivery = WebhookDelivery(url=self._url, event=event)
             self._children.append(asyncio.create_task(_start_child(delivery)))
             return
         self._waiting.append(event)
         if self._delivery is None:
-            deliver = self._follow if self._followed else self._deliver_in_order
+            followed = self._path is DeliveryPath.FOLLOWER
+            deliver = self._follow if followed else self._deliver_in_order
             self._delivery = asyncio.create_task(deliver())
 
     def backlog(self, *, resting: bool) -> WebhookBacklog:
