@@ -4,7 +4,9 @@
 history grows it reads the events still waiting (the `webhook_backlog` query) and delivers them,
 until the link rests (nothing for its user or the provider to do) with every event delivered. One
 activity so carries a whole MFA conversation's events, at a few history events in all, and an
-answer's reply never waits for it. `deliver_webhooks` is the batch form, one batch per activity,
+answer's reply never waits for it. When the server refuses or drops its long-poll (more are open
+than it admits, or it is busy), the follower reads the link every few seconds until it can follow
+again, rather than failing. `deliver_webhooks` is the batch form, one batch per activity,
 that links recorded before followers still run; `deliver_webhook` is the one-event form of links
 older still. Each remembers (in its heartbeat) how far it got, so a retry starts at the first event
 not yet delivered. One POST is one attempt. Before it,
@@ -33,6 +35,7 @@ import httpx
 from pydantic import AnyHttpUrl, BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from linkflow.history_growth import run_growth
 from linkflow.models import WebhookEvent
@@ -68,6 +71,12 @@ FOLLOWER_TASK_QUEUE_SUFFIX = "-webhook-followers"
 # long (the link starts another for what comes later): an MFA challenge waits 300 s by default.
 FOLLOWER_HEARTBEAT_SECONDS = 10.0
 FOLLOW_AT_MOST_SECONDS = 600.0
+# What a busy or full server answers; the follower pauses (doubling up to the heartbeat's period)
+# and reads the link meanwhile. Any other error fails the attempt, and Temporal retries it.
+PASSING_RPC_STATUSES = frozenset(
+    {RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE}
+)
+FIRST_PAUSE_SECONDS = 1.0
 
 
 def follower_task_queue(link_task_queue: str) -> str:
@@ -183,6 +192,7 @@ class WebhookActivities:
         watch = asyncio.create_task(_set_on_growth(link.id, link.run_id, grew))
         try:
             give_back_at = time.monotonic() + FOLLOW_AT_MOST_SECONDS
+            read_pause = FIRST_PAUSE_SECONDS
             while time.monotonic() < give_back_at:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(grew.wait(), FOLLOWER_HEARTBEAT_SECONDS)
@@ -193,7 +203,16 @@ class WebhookActivities:
                 closed = watch.done()
                 if closed:
                     watch.result()  # raises what following the run raised (Temporal unreachable)
-                backlog = await link.query(WEBHOOK_BACKLOG_QUERY, result_type=WebhookBacklog)
+                try:
+                    backlog = await link.query(WEBHOOK_BACKLOG_QUERY, result_type=WebhookBacklog)
+                except RPCError as error:
+                    if error.status not in PASSING_RPC_STATUSES:
+                        raise
+                    await asyncio.sleep(read_pause)
+                    read_pause = min(2 * read_pause, FOLLOWER_HEARTBEAT_SECONDS)
+                    grew.set()  # read again
+                    continue
+                read_pause = FIRST_PAUSE_SECONDS
                 await deliver(backlog.events)
                 if backlog.resting or closed:
                     break
@@ -290,9 +309,24 @@ class WebhookActivities:
 
 
 async def _set_on_growth(workflow_id: str, run_id: str | None, grew: asyncio.Event) -> None:
-    """Set `grew` each time the run's history grows, and once more when the run has closed."""
+    """Set `grew` each time the run's history grows, and once more when the run has closed.
+
+    While the server refuses or drops the long-poll, `grew` is set after each pause instead (the
+    follower reads the link then), and the run is followed again.
+    """
+    pause = FIRST_PAUSE_SECONDS
     try:
-        async for _ in run_growth(activity.client(), workflow_id, run_id):
+        while True:
+            try:
+                async for _ in run_growth(activity.client(), workflow_id, run_id):
+                    grew.set()
+                    pause = FIRST_PAUSE_SECONDS
+                return
+            except RPCError as error:
+                if error.status not in PASSING_RPC_STATUSES:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, FOLLOWER_HEARTBEAT_SECONDS)
             grew.set()
     finally:
         grew.set()

@@ -59,11 +59,17 @@ BLOB_SIZE_ERROR_BYTES = 256 * 1024
 BLOB_SIZE_WARN_BYTES = 64 * 1024
 MAX_SIGNALS_PER_RUN = 200
 MAX_IN_FLIGHT_UPDATE_BYTES = 128 * 1024
+# And what linkflow holds open: a link with a webhook keeps one long-poll of its history open while
+# it converses (its follower, `activities/webhooks.py`), as does each open event stream of the API.
+# The server admits 1,200 concurrent long-polls of one method per namespace and frontend by
+# default and refuses the rest; this admits one per link a worker holds waiting (10,000), twice.
+LONG_POLLS_PER_NAMESPACE = 20_000
 SERVER_LIMITS: dict[str, int] = {
     "limit.blobSize.error": BLOB_SIZE_ERROR_BYTES,
     "limit.blobSize.warn": BLOB_SIZE_WARN_BYTES,
     "history.maximumSignalsPerExecution": MAX_SIGNALS_PER_RUN,
     "history.maxInFlightUpdatePayloads": MAX_IN_FLIGHT_UPDATE_BYTES,
+    "frontend.namespaceCount": LONG_POLLS_PER_NAMESPACE,
 }
 
 logger = logging.getLogger(__name__)
