@@ -2,8 +2,10 @@
 
 `follow_webhooks` delivers a link's events and then follows the link: each time the link's
 history grows it reads the events still waiting (the `webhook_backlog` query) and delivers them,
-until the link rests (nothing for its user or the provider to do) with every event delivered. One
-activity so carries a whole MFA conversation's events, at a few history events in all, and an
+until the link rests (nothing for its user or the provider to do) with every event delivered, or
+a minute passes with nothing to deliver (a user taking their time: the link starts another
+follower with its next event, so thousands of links waiting cost the server nothing). One
+activity so carries an MFA conversation's events, at a few history events in all, and an
 answer's reply never waits for it. When the server refuses or drops its long-poll (more are open
 than it admits, or it is busy), the follower reads the link every few seconds until it can follow
 again, rather than failing. `deliver_webhooks` is the batch form, one batch per activity,
@@ -71,6 +73,10 @@ FOLLOWER_TASK_QUEUE_SUFFIX = "-webhook-followers"
 # long (the link starts another for what comes later): an MFA challenge waits 300 s by default.
 FOLLOWER_HEARTBEAT_SECONDS = 10.0
 FOLLOW_AT_MOST_SECONDS = 600.0
+# A follower stays this long with nothing to deliver: while it stays it costs the server a
+# heartbeat and a renewed long-poll every few tens of seconds; after, the next event costs one more
+# activity (a few history events) and an event's delivery waits for that activity to start.
+FOLLOW_IDLE_SECONDS = 60.0
 # What a busy or full server answers; the follower pauses (doubling up to the heartbeat's period)
 # and reads the link meanwhile. Any other error fails the attempt, and Temporal retries it.
 PASSING_RPC_STATUSES = frozenset(
@@ -168,20 +174,23 @@ class WebhookActivities:
     @activity.defn
     async def follow_webhooks(self, batch: WebhookBatch) -> WebhookBatchReceipt:
         """Deliver the batch, then each event the link records after it, until the link rests
-        with nothing left to deliver (or the follower has followed for long enough)."""
+        with nothing left to deliver, or nothing has come to deliver for a while (or the
+        follower has followed for long enough)."""
         info = activity.info()
         url = httpx.URL(str(batch.url))
         details = info.heartbeat_details
         handled = details[0] if details and isinstance(details[0], int) else 0
         accepted = Counter[bool]()
+        last_news = time.monotonic()
 
         async def deliver(events: Sequence[WebhookEvent]) -> None:
-            nonlocal handled
+            nonlocal handled, last_news
             for event in sorted(events, key=lambda event: event.sequence):
                 if event.sequence <= handled:
                     continue
                 accepted[await self._offer(url, event)] += 1
                 handled = event.sequence
+                last_news = time.monotonic()
                 activity.heartbeat(handled)
 
         await deliver(batch.events)
@@ -193,9 +202,10 @@ class WebhookActivities:
         try:
             give_back_at = time.monotonic() + FOLLOW_AT_MOST_SECONDS
             read_pause = FIRST_PAUSE_SECONDS
-            while time.monotonic() < give_back_at:
+            while (now := time.monotonic()) < min(give_back_at, last_news + FOLLOW_IDLE_SECONDS):
+                idle_left = last_news + FOLLOW_IDLE_SECONDS - now
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(grew.wait(), FOLLOWER_HEARTBEAT_SECONDS)
+                    await asyncio.wait_for(grew.wait(), min(FOLLOWER_HEARTBEAT_SECONDS, idle_left))
                 activity.heartbeat(handled)
                 if not grew.is_set():
                     continue

@@ -24,6 +24,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities import webhooks
 from linkflow.client import LinkClient, LinkRefused
 from linkflow.models import (
     ChallengeAnswer,
@@ -424,6 +425,44 @@ async def test_a_two_round_link_reaches_the_webhook_in_order(
     # One activity followed the whole MFA conversation, one more took the unlink's event.
     deliveries = [call.activity_type for call in calls if "webhook" in call.activity_type]
     assert deliveries == ["follow_webhooks", "follow_webhooks"]
+
+
+async def test_a_follower_leaves_a_quiet_link_and_its_next_change_brings_another(
+    dev_env: WorkflowEnvironment,
+    run_worker,
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user who takes their time: the follower leaves once nothing has come to deliver for a
+    while (a second here, a minute as shipped), and the link's next change starts another. Every
+    change still arrives, in order, once."""
+    monkeypatch.setattr(webhooks, "FOLLOW_IDLE_SECONDS", 1.0)
+    app, url = receiver
+    async with run_worker(dev_env.client) as links:
+        link_id, snapshot = await links.start_and_wait(
+            living_request(unique_login("user_otp"), webhook_url=url)
+        )
+        handle = links.temporal.get_workflow_handle(link_id)
+        while snapshot.status is LinkStatus.MFA_REQUIRED:
+            so_far = [change.status for change in snapshot.history[1:]]
+            async with asyncio.timeout(WAIT.total_seconds()):
+                while app.statuses() != so_far or await follower_running(handle):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+            snapshot = await links.submit_mfa(link_id, right_answers(snapshot))
+        assert snapshot.status is LinkStatus.CONNECTED
+
+        async with asyncio.timeout(WAIT.total_seconds()):
+            while LinkStatus.CONNECTED not in app.statuses():  # noqa: ASYNC110 (a thread fills it)
+                await asyncio.sleep(0.05)
+        await links.unlink(link_id)
+        await handle.result()
+        calls = await provider_calls(handle)
+
+    announced = [change.status for change in snapshot.history[1:]] + [LinkStatus.UNLINKED]
+    assert app.statuses() == announced
+    # One follower for each quiet wait (two challenges), one for the connection, one for the unlink.
+    deliveries = [call.activity_type for call in calls if "webhook" in call.activity_type]
+    assert deliveries == ["follow_webhooks"] * 4
 
 
 async def test_links_mid_mfa_with_webhooks_leave_other_links_their_activity_slots(
