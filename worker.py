@@ -54,8 +54,9 @@ DEFAULT_MAX_CACHED_WORKFLOWS = 1000
 # Every activity is a coroutine, so a slot costs little, and a provider call spends its time waiting
 # on the provider: the SDK's default of 100 would make the 101st link wait for others' providers.
 MAX_CONCURRENT_ACTIVITIES = 1000
-# A follower (`follow_webhooks`) holds its slot for as long as its link's MFA conversation lasts,
-# waiting on a long-poll of the link's history: as many as the links one worker holds waiting.
+# A follower (`follow_webhooks`) holds its slot while its link converses (until a minute passes
+# with nothing to deliver), waiting on a long-poll of the link's history: room for as many as the
+# links one worker holds waiting.
 MAX_CONCURRENT_FOLLOWERS = 10_000
 WORKFLOWS = [AccountLinkWorkflow, WebhookDeliveryWorkflow, WebhookHandoverWorkflow]
 
