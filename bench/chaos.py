@@ -22,7 +22,10 @@ got (missing, wrong, repeated); and the worst time a link waited to recover. Exi
 any link, answer or webhook event was lost, any submission reached a provider twice, or a worker
 died of itself. A link stopped by the SDK's known update-ordering defect (sdk-python issue 1591;
 its history's exact shape is checked) is listed on its own line, not as lost: it waits for an
-operator's reset, and nothing linkflow does can prevent it.
+operator's reset, and nothing linkflow does can prevent it. So is a link whose provider failed
+every attempt its retry policy allows (its history shows the last provider call failing on its
+last attempt) and which ended FAILED with PROVIDER_ERROR, as such a link should: the sandbox's
+injected faults did that, at the rates the run asked for.
 The stack's logs (`worker1.log`, `worker2.log`, `temporal.log`, ...) stay in the directory the
 report names, for the evidence behind a lost link.
 """
@@ -45,6 +48,7 @@ from typing import Any
 
 import httpx
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +71,9 @@ from linkflow.process import exit_now  # noqa: E402
 from linkflow.temporal import connect, quiet_runtime  # noqa: E402
 from linkflow.webhook_policy import WebhookPolicy  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
+from tests.fixtures.history import LOCAL_ACTIVITY_MARKER  # noqa: E402
 from workflows.link_record import STATUS_HISTORY_LENGTH  # noqa: E402
+from workflows.provider_calls import PROVIDER_CALL_RETRY  # noqa: E402
 
 # Which test users a run draws, with what each must end as.
 CONNECTS = ("user_good", "user_mfa", "user_otp")
@@ -101,6 +107,8 @@ class LinkRun:
     deadline: float = float("inf")
     # Stopped by sdk-python issue 1591 (see `stopped_by_sdk_1591`), told apart from a lost link.
     sdk_1591: bool = False
+    # Ended FAILED/PROVIDER_ERROR after its provider failed every attempt (`spent_every_attempt`).
+    provider_gave_out: bool = False
 
     @property
     def should_connect(self) -> bool:
@@ -116,6 +124,9 @@ class Figures:
     # Links stopped by the SDK's update-ordering defect (sdk-python issue 1591), listed apart.
     stopped_by_sdk_1591: int = 0
     sdk_1591_links: list[str] = field(default_factory=list)
+    # Links whose provider failed every attempt allowed, ending FAILED/PROVIDER_ERROR, listed apart.
+    provider_gave_out: int = 0
+    provider_gave_out_links: list[str] = field(default_factory=list)
     answers_submitted: int = 0
     answers_lost: int = 0
     duplicate_submissions: int = 0
@@ -396,6 +407,9 @@ async def run_with_chaos(
     for run in runs:
         if run.end is None and run.link_id:  # never settled, or its last read kept failing
             run.sdk_1591 = await stopped_by_sdk_1591(client, run.link_id)
+        elif run.end is not None and (run.end.status, run.end.reason) == PROVIDER_GAVE_OUT:
+            history = client.get_workflow_handle(run.link_id).fetch_history_events()
+            run.provider_gave_out = spent_every_attempt([event async for event in history])
     figures.webhook_settle_seconds = await webhooks_settled(runs, receiver)
     return await sandbox_stats(stack)
 
@@ -404,6 +418,44 @@ async def stopped_by_sdk_1591(client: Client, link_id: str) -> bool:
     """Whether the link's history has the shape of sdk-python issue 1591 (`has_sdk_1591_shape`)."""
     history = client.get_workflow_handle(link_id).fetch_history_events()
     return has_sdk_1591_shape([event.event_type async for event in history])
+
+
+PROVIDER_GAVE_OUT = (LinkStatus.FAILED, LinkReason.PROVIDER_ERROR)
+
+
+def spent_every_attempt(events: Sequence[HistoryEvent]) -> bool:
+    """Whether the run's last provider call, local or not, failed on the last attempt its retry
+    policy allows: the provider failed every attempt, and the link gave up as it should."""
+    last: tuple[int, bool] | None = None  # (attempt, failed) of the last provider call
+    calls: dict[int, str] = {}  # scheduled event id -> activity type
+    attempts: dict[int, int] = {}  # scheduled event id -> attempt
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            marker = event.marker_recorded_event_attributes
+            if marker.marker_name != LOCAL_ACTIVITY_MARKER:
+                continue
+            data = json.loads(marker.details["data"].payloads[0].data)
+            if data["activity_type"].startswith("provider_"):
+                last = (data["attempt"], marker.HasField("failure"))
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            calls[event.event_id] = name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            attempts[started.scheduled_event_id] = started.attempt
+        elif event.event_type in (
+            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        ):
+            ended = (
+                event.activity_task_failed_event_attributes
+                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                else event.activity_task_completed_event_attributes
+            )
+            if calls.get(ended.scheduled_event_id, "").startswith("provider_"):
+                failed = event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+                last = (attempts.get(ended.scheduled_event_id, 0), failed)
+    return last is not None and last[1] and last[0] >= PROVIDER_CALL_RETRY.maximum_attempts
 
 
 def has_sdk_1591_shape(event_types: Sequence[int]) -> bool:
@@ -511,6 +563,9 @@ def tally(figures: Figures, runs: list[LinkRun], stats: dict[str, Any]) -> None:
         elif run.sdk_1591:
             figures.stopped_by_sdk_1591 += 1
             figures.sdk_1591_links.append(run.link_id)
+        elif run.provider_gave_out and end is not None:
+            figures.provider_gave_out += 1
+            figures.provider_gave_out_links.append(f"{run.link_id}: {end.message}")
         else:
             figures.lost += 1
             state = f"{end.status} {end.reason} {end.message}" if end is not None else run.error
@@ -553,6 +608,7 @@ def report(figures: Figures) -> str:
         f"  failed by design:           {figures.failed_by_design}",
         f"  lost:                       {figures.lost}",
         f"  stopped by sdk-python 1591: {figures.stopped_by_sdk_1591}",
+        f"  provider failed every attempt: {figures.provider_gave_out}",
         f"answers submitted:            {figures.answers_submitted}",
         f"  lost:                       {figures.answers_lost}",
         f"duplicate provider submissions: {figures.duplicate_submissions}"
@@ -574,8 +630,14 @@ def report(figures: Figures) -> str:
     lines += [f"LOST {entry}" for entry in figures.lost_links]
     lines += [f"WORKER DIED {entry}" for entry in figures.worker_deaths]
     lines += [f"SDK 1591 {entry}" for entry in figures.sdk_1591_links]
+    lines += [f"PROVIDER GAVE OUT {entry}" for entry in figures.provider_gave_out_links]
     lines += [f"WEBHOOK MISSING {entry}" for entry in figures.webhook_missing_links]
-    if figures.lost_links or figures.worker_deaths or figures.sdk_1591_links:
+    if (
+        figures.lost_links
+        or figures.worker_deaths
+        or figures.sdk_1591_links
+        or figures.provider_gave_out_links
+    ):
         lines.append(f"logs: {figures.log_dir}")
     return "\n".join(lines)
 

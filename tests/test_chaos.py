@@ -49,11 +49,14 @@ def test_small_chaos_run_loses_nothing() -> None:
     assert figures["lost"] == 0, figures["lost_links"]
     assert figures["answers_lost"] == 0
     assert figures["duplicate_submissions"] == 0
-    # A link the SDK's update-ordering defect stops (sdk-python issue 1591, its history's shape
-    # checked by the script) is not lost by linkflow; the script lists it apart.
-    settled = figures["connected"] + figures["failed_by_design"] + figures["stopped_by_sdk_1591"]
+    # A link the SDK's update-ordering defect stops (sdk-python issue 1591), or whose first login
+    # met the sandbox's injected faults on every attempt and so failed as it should
+    # (PROVIDER_ERROR), is not lost by linkflow: the script checks each history and lists it apart.
+    apart = figures["sdk_1591_links"] + figures["provider_gave_out_links"]
+    settled = figures["connected"] + figures["failed_by_design"] + len(apart)
     assert settled == figures["started"] == 12
-    assert figures["failed_by_design"] == 3
+    # The three `user_bad` links fail by design, unless listed apart.
+    assert figures["failed_by_design"] == 3 - sum("-user_bad-" in entry for entry in apart)
     assert figures["answers_submitted"] > 0
     # Every status change of every settled link reached its webhook, as it was.
     assert figures["webhook_events_expected"] > 12

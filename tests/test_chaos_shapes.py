@@ -1,4 +1,5 @@
-"""The chaos run tells a link stopped by sdk-python issue 1591 from a lost one by its history.
+"""The chaos run tells a link stopped by sdk-python issue 1591, or one whose provider failed every
+attempt, from a lost one by its history.
 
 `bench/chaos.py` lists such links apart (they wait for an operator's reset; linkflow cannot prevent
 them), so the test of its shape must hold exactly: the history of a link that CI's chaos run lost
@@ -12,9 +13,18 @@ import json
 from pathlib import Path
 
 import pytest
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
-from bench.chaos import has_sdk_1591_shape
+from activities.errors import PROVIDER_REJECTED_REQUEST as REJECTED
+from activities.provider import LoginInput
+from bench.chaos import PROVIDER_GAVE_OUT, has_sdk_1591_shape, spent_every_attempt
+from linkflow.models import LinkOptions
+from providers.base import ProviderState
+from tests.fixtures.faked_links import faked_link
+from workflows.provider_calls import PROVIDER_CALL_RETRY
 
 HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 
@@ -77,3 +87,36 @@ def test_with_the_update_accepted_first_it_does_not() -> None:
 def test_no_kept_history_has_it(path: Path) -> None:
     events = json.loads(path.read_text())["events"]
     assert not has_sdk_1591_shape(types([event["eventType"][11:] for event in events]))
+
+
+@pytest.mark.parametrize(
+    ("error_type", "attempts", "told_apart"),
+    [("ProviderUnavailable", PROVIDER_CALL_RETRY.maximum_attempts, True), (REJECTED, 1, False)],
+)
+async def test_a_login_the_provider_failed_every_attempt_of_is_told_apart(
+    time_skipping_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+    error_type: str,
+    attempts: int,
+    told_apart: bool,
+) -> None:
+    """A first login whose every attempt meets a provider's 5xx ends FAILED/PROVIDER_ERROR, and
+    its history shows the last provider call failing on its last allowed attempt: the chaos run
+    lists it apart. A login the provider refuses once for good ends the same way, and does not."""
+    tried = 0
+
+    @activity.defn(name="provider_login")
+    async def failing_login(data: LoginInput) -> ProviderState:
+        nonlocal tried
+        tried += 1
+        raise ApplicationError("The provider answered HTTP 503.", type=error_type)
+
+    async with faked_link(
+        time_skipping_env, [failing_login], monkeypatch, LinkOptions(), name="gave-out"
+    ) as handle:
+        ended = await handle.result()
+        history = [event async for event in handle.fetch_history_events()]
+
+    assert (ended.status, ended.reason) == PROVIDER_GAVE_OUT
+    assert tried == attempts
+    assert spent_every_attempt(history) is told_apart
