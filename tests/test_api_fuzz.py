@@ -23,13 +23,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+
+# The hypothesis and schemathesis modules below are imported now, while pytest collects, rather
+# than lazily mid-run: pytest rewrites them as it imports them (their packages are pytest plugins),
+# and on CPython 3.11.7 an `ast.parse` in a process whose other threads are busy can fail with "AST
+# constructor recursion depth mismatch" (cpython issue 106905, fixed in 3.11.8). Two fresh-clone
+# runs failed that way: in a schemathesis module, then in one of these four hypothesis ones (a
+# pytest plugin that lists modules imported after collection now finds none).
+import hypothesis.internal.conjecture.optimiser
+import hypothesis.strategies._internal.flatmapped
+import hypothesis.strategies._internal.random
+import hypothesis.strategies._internal.regex  # noqa: F401 (imported for its side: see above)
 import pytest
 import schemathesis
-
-# Imported now, while pytest collects, rather than lazily by schemathesis mid-run: pytest rewrites
-# its modules as it imports them (it is a pytest plugin's package), and on CPython 3.11.7 an
-# `ast.parse` in a process whose other threads are busy can fail with "AST constructor recursion
-# depth mismatch" (cpython issue 106905, fixed in 3.11.8). One fresh-clone run failed that way.
 import schemathesis.generation.body_overrides
 import schemathesis.generation.dictionaries
 import schemathesis.specs.openapi.schemas
