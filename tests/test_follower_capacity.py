@@ -18,10 +18,9 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from linkflow.devstack import temporal_cli
 from linkflow.models import LinkStatus
-from linkflow.temporal import SEARCH_ATTRIBUTES, dev_server_limit_args
-from tests.conftest import TEST_DATA_CONVERTER
+from linkflow.temporal import dev_server_limit_args
+from tests.conftest import local_dev_server
 from tests.fixtures.answers import right_answers
 from tests.test_link_life import (
     WAIT,
@@ -38,18 +37,11 @@ LINKS = 16
 
 @pytest.fixture(scope="module")
 async def crowded_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=TEST_DATA_CONVERTER,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            *dev_server_limit_args(),
-            *("--dynamic-config-value", f"frontend.namespaceCount={LONG_POLLS_ADMITTED}"),
-        ],
-    )
-    yield env
-    await env.shutdown()
+    admitted = f"frontend.namespaceCount={LONG_POLLS_ADMITTED}"
+    async with local_dev_server(
+        [*dev_server_limit_args(), "--dynamic-config-value", admitted]
+    ) as env:
+        yield env
 
 
 async def test_followers_beyond_the_servers_long_polls_still_deliver_every_event(

@@ -28,7 +28,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.errors import PROVIDER_UNAVAILABLE
 from activities.provider import LoginInput, SessionStep, StepState, WaitInput
-from linkflow.devstack import temporal_cli
 from linkflow.models import (
     Account,
     Challenge,
@@ -38,9 +37,8 @@ from linkflow.models import (
     LinkSnapshot,
     LinkStatus,
 )
-from linkflow.temporal import SEARCH_ATTRIBUTES
 from providers.base import Outcome
-from tests.conftest import TEST_DATA_CONVERTER
+from tests.conftest import local_dev_server
 from tests.fixtures.faked_links import faked_link, snapshot
 from workflows.later_life import PROVIDER_TROUBLE_RETRY_SECONDS
 from workflows.waiting import MAX_PROVIDER_JOB_SECONDS
@@ -295,18 +293,9 @@ SUGGEST_AFTER_EVENTS = 60
 
 @pytest.fixture(scope="module")
 async def suggesting_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli(),
-        data_converter=TEST_DATA_CONVERTER,
-        search_attributes=SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}",
-        ],
-    )
-    yield env
-    await env.shutdown()
+    suggest = f"limit.historyCount.suggestContinueAsNew={SUGGEST_AFTER_EVENTS}"
+    async with local_dev_server(["--dynamic-config-value", suggest]) as env:
+        yield env
 
 
 @pytest.mark.slow
