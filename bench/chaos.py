@@ -71,7 +71,7 @@ from linkflow.process import exit_now  # noqa: E402
 from linkflow.temporal import connect, quiet_runtime  # noqa: E402
 from linkflow.webhook_policy import WebhookPolicy  # noqa: E402
 from tests.fixtures.answers import right_answers  # noqa: E402
-from tests.fixtures.history import LOCAL_ACTIVITY_MARKER  # noqa: E402
+from tests.fixtures.history import calls_in  # noqa: E402
 from workflows.link_record import STATUS_HISTORY_LENGTH  # noqa: E402
 from workflows.provider_calls import PROVIDER_CALL_RETRY  # noqa: E402
 
@@ -426,36 +426,11 @@ PROVIDER_GAVE_OUT = (LinkStatus.FAILED, LinkReason.PROVIDER_ERROR)
 def spent_every_attempt(events: Sequence[HistoryEvent]) -> bool:
     """Whether the run's last provider call, local or not, failed on the last attempt its retry
     policy allows: the provider failed every attempt, and the link gave up as it should."""
-    last: tuple[int, bool] | None = None  # (attempt, failed) of the last provider call
-    calls: dict[int, str] = {}  # scheduled event id -> activity type
-    attempts: dict[int, int] = {}  # scheduled event id -> attempt
-    for event in events:
-        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            marker = event.marker_recorded_event_attributes
-            if marker.marker_name != LOCAL_ACTIVITY_MARKER:
-                continue
-            data = json.loads(marker.details["data"].payloads[0].data)
-            if data["activity_type"].startswith("provider_"):
-                last = (data["attempt"], marker.HasField("failure"))
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            name = event.activity_task_scheduled_event_attributes.activity_type.name
-            calls[event.event_id] = name
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started = event.activity_task_started_event_attributes
-            attempts[started.scheduled_event_id] = started.attempt
-        elif event.event_type in (
-            EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-            EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-        ):
-            ended = (
-                event.activity_task_failed_event_attributes
-                if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                else event.activity_task_completed_event_attributes
-            )
-            if calls.get(ended.scheduled_event_id, "").startswith("provider_"):
-                failed = event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
-                last = (attempts.get(ended.scheduled_event_id, 0), failed)
-    return last is not None and last[1] and last[0] >= PROVIDER_CALL_RETRY.maximum_attempts
+    provider = [call for call in calls_in(events) if call.activity_type.startswith("provider_")]
+    if not provider:
+        return False
+    last = provider[-1]
+    return last.failed and last.attempt >= PROVIDER_CALL_RETRY.maximum_attempts
 
 
 def has_sdk_1591_shape(event_types: Sequence[int]) -> bool:
