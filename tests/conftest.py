@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from linkflow.devstack import temporal_cli
 from linkflow.temporal import SEARCH_ATTRIBUTES, dev_server_limit_args
 from linkflow.webhook_policy import WebhookPolicy
 from linkflow.webhooks import WebhookSigning
+from tests.fixtures.webhook_receiver import Receiver
 from worker import MAX_CONCURRENT_ACTIVITIES, LinkActivities, build_worker
 
 # The secret test workers sign webhooks with; webhook tests verify with it.
@@ -197,3 +200,17 @@ def record_history(
         (HISTORIES_DIR / f"{name}.json").write_text(history.to_json())
 
     return record
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """A `Receiver` served on a free port, and its URL."""
+    app = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), app.handler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app, f"http://127.0.0.1:{server.server_address[1]}/linkflow-events"
+    finally:
+        server.shutdown()
+        server.server_close()

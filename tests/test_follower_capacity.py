@@ -22,12 +22,11 @@ from linkflow.models import LinkStatus
 from linkflow.temporal import dev_server_limit_args
 from tests.conftest import local_dev_server
 from tests.fixtures.answers import right_answers
+from tests.fixtures.webhook_receiver import Receiver
 from tests.test_link_life import (
     WAIT,
-    Receiver,
     follower_running,
     living_request,
-    receiver,  # noqa: F401 (a fixture, asked for by name)
     unique_login,
 )
 
@@ -47,7 +46,7 @@ async def crowded_env() -> AsyncIterator[WorkflowEnvironment]:
 async def test_followers_beyond_the_servers_long_polls_still_deliver_every_event(
     crowded_env: WorkflowEnvironment,
     run_worker,
-    receiver: tuple[Receiver, str],  # noqa: F811 (the fixture imported above)
+    receiver: tuple[Receiver, str],
 ) -> None:
     app, url = receiver
     app.refused = 1  # this receiver accepts every delivery

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -42,6 +39,7 @@ from linkflow.webhooks import SIGNATURE_HEADER, InvalidSignature, verify_signatu
 from tests.conftest import WEBHOOK_SECRET
 from tests.fixtures.answers import right_answers
 from tests.fixtures.history import provider_calls
+from tests.fixtures.webhook_receiver import Receiver
 
 WAIT = timedelta(seconds=60)
 
@@ -312,56 +310,6 @@ async def test_later_life_updates_are_refused_when_they_do_not_apply(
 
 
 # ---------------------------------------------------------------------------- webhooks
-
-
-class Receiver:
-    """An app's webhook endpoint: refuses the first delivery with a 503, then records them."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[tuple[dict[str, str], bytes]] = []
-        self.refused = 0
-        self.lock = threading.Lock()
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver.lock:
-                    if receiver.refused == 0:
-                        receiver.refused += 1
-                        self.send_response(503)
-                        self.end_headers()
-                        return
-                    receiver.deliveries.append((dict(self.headers.items()), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        return Handler
-
-    def statuses(self) -> list[LinkStatus]:
-        """The statuses delivered, in sequence order, each once (receivers dedupe on the id)."""
-        with self.lock:
-            bodies = [json.loads(body) for _, body in self.deliveries]
-        once = {event["id"]: event for event in bodies}
-        return [LinkStatus(e["status"]) for e in sorted(once.values(), key=lambda e: e["sequence"])]
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    app = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), app.handler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield app, f"http://127.0.0.1:{server.server_address[1]}/linkflow-events"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_status_changes_reach_the_webhook_signed_and_retried(
