@@ -22,7 +22,11 @@ so that the machine's noise hits both, and every figure is also given as a ratio
 - with a second sandbox whose provider jobs take 0.3 s: answer -> next challenge, and how far
   over the 0.3 s job it is;
 - linkflow's links with a webhook URL (a local receiver) alternating with links without one, at 1
-  in flight: answer -> next challenge and start -> first challenge of each;
+  in flight: answer -> next challenge and start -> first challenge of each, first back to back
+  (each call the moment the last reply came, so a link's calls meet the follower still delivering
+  the change before, and the next link's start meets it finishing), then at a user's pace (each
+  call `PACED_SECONDS` after the last reply, both sides alike), where the follower is idle when
+  the call is made: the answer's own path;
 - the history events of one complete two-round link (linkflow without and with a webhook URL,
   and the newcomer's), in all and per event type.
 
@@ -95,6 +99,9 @@ SIDES = (LINKFLOW, NEWCOMER)
 # A link asks at most this many rounds before the benchmark calls it broken.
 MAX_ROUNDS = 6
 HISTORY_SETTLE_SECONDS = 1.0
+# Between a reply and the next call in the paced webhook comparison: far beyond a webhook event's
+# delivery after the reply (about 11 ms at p50), still quicker than any person types a code.
+PACED_SECONDS = 0.25
 
 
 def log(message: str) -> None:
@@ -148,6 +155,8 @@ class LinkflowSide:
     links: LinkClient
     # When set: (link id, status, time.perf_counter()) as each start or answer is replied to.
     replies: list[tuple[str, LinkStatus, float]] | None = None
+    # How long to wait before each call (a start, an answer): 0 sends it the moment it can.
+    pause_seconds: float = 0.0
 
     async def drive(self, latencies: Latencies, webhook_url: str | None = None) -> bool:
         return (await self.drive_for_id(latencies, webhook_url))[1]
@@ -155,6 +164,7 @@ class LinkflowSide:
     async def drive_for_id(
         self, latencies: Latencies, webhook_url: str | None = None
     ) -> tuple[str, bool]:
+        await asyncio.sleep(self.pause_seconds)
         began = time.perf_counter()
         link_id, snapshot = await self.links.start_and_wait(link_request(LINKFLOW, webhook_url))
         latencies.start_to_first_challenge.append(time.perf_counter() - began)
@@ -169,6 +179,7 @@ class LinkflowSide:
         self, link_id: str, snapshot: LinkSnapshot, latencies: Latencies
     ) -> LinkSnapshot:
         submission = answers_to(snapshot.pending_challenges)
+        await asyncio.sleep(self.pause_seconds)
         began = time.perf_counter()
         snapshot = await self.links.submit_mfa(link_id, submission)
         took = time.perf_counter() - began
@@ -439,6 +450,9 @@ class Results:
     webhook: dict[str, Latencies] = field(default_factory=dict)
     # from each reply on a link with a webhook URL to its event's arrival at the receiver
     webhook_lags: list[float] = field(default_factory=list)
+    # the same two sides, each call `PACED_SECONDS` after the last reply; and those lags
+    webhook_paced: dict[str, Latencies] = field(default_factory=dict)
+    webhook_paced_lags: list[float] = field(default_factory=list)
     history: dict[str, Counter[str]] = field(default_factory=dict)
     webhooks_received: int = 0
     history_connected: dict[str, bool] = field(default_factory=dict)
@@ -555,6 +569,16 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
     await asyncio.sleep(1.0)  # the last link's events
     results.webhook_lags = delivery_lags(hooked.replies or [], receiver)
 
+    log(f"the same, each call {PACED_SECONDS} s after the last reply")
+    results.webhook_paced = {"with": Latencies(), "without": Latencies()}
+    paced_plain = LinkflowSide(links, pause_seconds=PACED_SECONDS)
+    paced_hooked = LinkflowSide(links, replies=[], pause_seconds=PACED_SECONDS)
+    for _ in range(settings.webhook_links):
+        await paced_plain.drive(results.webhook_paced["without"])
+        await paced_hooked.drive(results.webhook_paced["with"], receiver.url)
+    await asyncio.sleep(1.0)
+    results.webhook_paced_lags = delivery_lags(paced_hooked.replies or [], receiver)
+
     log("history of one complete link each")
     await record_histories(links, newcomer_client, receiver, results)
     return results
@@ -660,14 +684,20 @@ def figures(results: Results) -> dict[str, float]:
         p50 = percentile(latencies.answer_to_next_challenge, 0.5)
         out[f"slow_sandbox.answer_to_next_challenge_ms.{side}.p50"] = ms(p50)
         out[f"slow_sandbox.over_provider_job_ms.{side}.p50"] = ms(p50 - SLOW_LATENCY_SECONDS)
-    if results.webhook:
+    for name, compared in (("webhook", results.webhook), ("webhook_paced", results.webhook_paced)):
+        if not compared:
+            continue
         for step in ("answer_to_next_challenge", "start_to_first_challenge"):
-            for hooked, latencies in results.webhook.items():
+            for hooked, latencies in compared.items():
                 values = getattr(latencies, step)
-                out[f"webhook.{step}_ms.{hooked}.p50"] = ms(percentile(values, 0.5))
-            out[f"webhook.{step}.p50_ratio"] = ratio(
-                out[f"webhook.{step}_ms.with.p50"], out[f"webhook.{step}_ms.without.p50"]
+                out[f"{name}.{step}_ms.{hooked}.p50"] = ms(percentile(values, 0.5))
+            out[f"{name}.{step}.p50_ratio"] = ratio(
+                out[f"{name}.{step}_ms.with.p50"], out[f"{name}.{step}_ms.without.p50"]
             )
+    if results.webhook_paced_lags:
+        # Calls made while the follower may still have been delivering: none, when paced enough.
+        late = sum(lag > PACED_SECONDS for lag in results.webhook_paced_lags)
+        out["webhook_paced.events_later_than_the_next_call"] = late
     if results.webhook_lags:
         lags = results.webhook_lags
         out["webhook.delivered_after_reply_ms.p50"] = ms(percentile(lags, 0.5))
@@ -741,18 +771,29 @@ def report(settings: Settings, results: Results, out: dict[str, float]) -> str:
                 f" {out[key]} ms, {out[f'slow_sandbox.over_provider_job_ms.{side}.p50']} ms over"
                 " the job"
             )
-    if results.webhook:
+    for name, title in (
+        ("webhook", "linkflow with a webhook URL / without, alternating, back to back:"),
+        ("webhook_paced", f"the same, each call {PACED_SECONDS} s after the last reply:"),
+    ):
+        if f"{name}.answer_to_next_challenge.p50_ratio" not in out:
+            continue
         lines.append(
-            "linkflow with a webhook URL / without, alternating:"
+            title
             + "".join(
-                f" {label} p50 {out[f'webhook.{step}_ms.with.p50']} /"
-                f" {out[f'webhook.{step}_ms.without.p50']} ms"
-                f" (x{out[f'webhook.{step}.p50_ratio']});"
+                f" {label} p50 {out[f'{name}.{step}_ms.with.p50']} /"
+                f" {out[f'{name}.{step}_ms.without.p50']} ms"
+                f" (x{out[f'{name}.{step}.p50_ratio']});"
                 for step, label in (
                     ("answer_to_next_challenge", "answer -> next challenge"),
                     ("start_to_first_challenge", "start -> first challenge"),
                 )
             ).rstrip(";")
+        )
+    if "webhook_paced.events_later_than_the_next_call" in out:
+        lines.append(
+            "paced: webhook events that arrived after the next call was made:"
+            f" {out['webhook_paced.events_later_than_the_next_call']}"
+            f" of {len(results.webhook_paced_lags)}"
         )
     if "webhook.delivered_after_reply_ms.p50" in out:
         lines.append(

@@ -55,6 +55,9 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
         "webhook.answer_to_next_challenge_ms.with.p50",
         "webhook.answer_to_next_challenge.p50_ratio",
         "webhook.delivered_after_reply_ms.p50",
+        "webhook_paced.answer_to_next_challenge.p50_ratio",
+        "webhook_paced.start_to_first_challenge.p50_ratio",
+        "webhook_paced.events_later_than_the_next_call",
         "history_events.linkflow",
         "history_events.linkflow_webhook",
         "history_events.newcomer",
@@ -64,10 +67,14 @@ def test_quick_speed_run_connects_every_link_and_measures_every_figure() -> None
     # A webhook event may arrive before the client has read the reply that shows the same status.
     may_lead = {name for name in figures if name.startswith("webhook.delivered_after_reply_ms")}
     assert all(math.isfinite(figures[name]) for name in may_lead)
+    # A count of paced calls made before the last change's event arrived: none is the hope.
+    late = figures["webhook_paced.events_later_than_the_next_call"]
+    assert isinstance(late, int)
+    assert late >= 0
     not_positive = {
         name: value
         for name, value in figures.items()
-        if name not in may_lead
+        if name not in may_lead | {"webhook_paced.events_later_than_the_next_call"}
         and not (isinstance(value, int | float) and math.isfinite(value) and value > 0)
     }
     assert not_positive == {}
