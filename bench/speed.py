@@ -66,6 +66,7 @@ from bench.newcomer import (  # noqa: E402
     LinkStep,
 )
 from bench.stack import (  # noqa: E402
+    PACED_SECONDS,
     BenchStack,
     CpuMeter,
     MachineMeter,
@@ -99,9 +100,6 @@ SIDES = (LINKFLOW, NEWCOMER)
 # A link asks at most this many rounds before the benchmark calls it broken.
 MAX_ROUNDS = 6
 HISTORY_SETTLE_SECONDS = 1.0
-# Between a reply and the next call in the paced webhook comparison: far beyond a webhook event's
-# delivery after the reply (about 11 ms at p50), still quicker than any person types a code.
-PACED_SECONDS = 0.25
 
 
 def log(message: str) -> None:

@@ -45,12 +45,25 @@ def test_memory_benchmark_reports_rss_and_answer_latency_per_variant() -> None:
     assert [result["webhooks_received"] for result in results][::2] == [None, None]
     assert results[1]["webhooks_received"] >= 8
     for result in results:
-        for name in ("idle_rss_kib", "warm_rss_kib", "peak_rss_kib", "light_p50_ms"):
+        for name in (
+            "idle_rss_kib",
+            "warm_rss_kib",
+            "peak_rss_kib",
+            "light_p50_ms",
+            "light_paced_p50_ms",
+        ):
             assert result[name] > 0, (name, result)
         assert [point["links"] for point in result["checkpoints"]] == [4, 8]
         for point in result["checkpoints"]:
             assert point["start_failures"] == 0
-            for name in ("rss_kib", "starts_per_second", "answer_p50_ms", "latency_ratio"):
+            for name in (
+                "rss_kib",
+                "starts_per_second",
+                "answer_p50_ms",
+                "latency_ratio",
+                "paced_p50_ms",
+                "paced_ratio",
+            ):
                 assert point[name] > 0, (name, point)
 
 
