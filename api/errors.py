@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkflow.refusals import MAX_ERRORS_DESCRIBED, bounded, quote
+from linkflow.refusals import MAX_ERRORS_DESCRIBED, bounded, quote, rule_broken
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def describe_request_errors(errors: Sequence[Any]) -> str:
     problems: list[str] = []
     for error in errors[:MAX_ERRORS_DESCRIBED]:
         location = ".".join(_location_part(part) for part in error.get("loc", ())) or "request"
-        problems.append(f"{location}: {error.get('msg', 'invalid')}")
+        problems.append(f"{location}: {rule_broken(error)}")
     if len(errors) > MAX_ERRORS_DESCRIBED:
         problems.append(f"and {len(errors) - MAX_ERRORS_DESCRIBED} more")
     return bounded("; ".join(problems))
@@ -127,6 +127,22 @@ def describe_request_errors(errors: Sequence[Any]) -> str:
 
 def _location_part(part: object) -> str:
     return str(part) if isinstance(part, int) else quote(str(part), 24).strip("'\"")
+
+
+def unreadable_body(errors: Sequence[Any]) -> str | None:
+    """Why the body could not be read as JSON at all (a 400, not a field's 422), or None.
+
+    FastAPI reports a JSON body that does not parse as `json_invalid` at `body.<character>`, and
+    a body sent without a JSON Content-Type as raw bytes where the object should be.
+    """
+    for error in errors:
+        where = tuple(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            at = f" at character {where[-1]}" if where and isinstance(where[-1], int) else ""
+            return f"The request body is not valid JSON{at}."
+        if where == ("body",) and isinstance(error.get("input"), bytes):
+            return "The request body was not sent as JSON."
+    return None
 
 
 HTTP_CODES = {
@@ -147,6 +163,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
+        unreadable = unreadable_body(error.errors())
+        if unreadable is not None:
+            return error_response(
+                400,
+                "bad_request",
+                "The request could not be read.",
+                unreadable,
+                "send the body as UTF-8 JSON with Content-Type: application/json",
+            )
         return error_response(
             422,
             "invalid_request",
@@ -159,7 +184,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         code, message = HTTP_CODES.get(error.status_code, ("http_error", "The request failed."))
         detail = {
-            400: "The request body could not be read: send UTF-8 JSON.",
+            400: "The request body could not be parsed: send UTF-8 JSON, nested a few hundred"
+            " levels at most.",
             404: "No route matches this path; see /openapi.json.",
             405: "This route does not take this method; see the Allow header.",
         }.get(error.status_code, f"HTTP {error.status_code}.")

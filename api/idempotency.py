@@ -37,9 +37,10 @@ def _digest(purpose: str, route: str, key: str) -> str:
     return hashlib.sha256(f"linkflow {purpose} {route}\0{key}".encode()).hexdigest()[:32]
 
 
-def start_id(route: str, key: str) -> str:
-    """The link id a start with this key uses."""
-    return f"link-{_digest('start', route, key)}"
+def start_id(route: str, key: str, *scope: str) -> str:
+    """The link id a start with this key uses; `scope` (a user and a provider, say) makes the
+    same key name a different link for a different scope."""
+    return f"link-{_digest('start', route, chr(0).join((key, *scope)))}"
 
 
 def update_id(route: str, key: str) -> str:

@@ -114,7 +114,9 @@ async def create_link_session(
     idempotency_key: IdempotencyKey = None,
 ) -> LinkSession:
     """A new link's session, or with `link_id` an existing link's (update mode). The same
-    Idempotency-Key again names the same new link."""
+    Idempotency-Key again, for the same user and provider, names the same new link; for another
+    user or provider it names another (a session's link does not exist until its page starts it,
+    so a reused key cannot be refused here as a start's is)."""
     if body.link_id is None:
         if body.provider is None:
             raise ApiError(
@@ -125,7 +127,11 @@ async def create_link_session(
                 "send the provider",
             )
         _check_options(context, body.options)
-        link_id = start_id("link-sessions", idempotency_key) if idempotency_key else new_link_id()
+        link_id = (
+            start_id("link-sessions", idempotency_key, body.provider.value, body.user_ref)
+            if idempotency_key
+            else new_link_id()
+        )
         provider, mode = body.provider, SessionMode.CREATE
     else:
         link_id, mode = body.link_id, SessionMode.UPDATE
@@ -145,6 +151,15 @@ async def create_link_session(
                 "This link belongs to another provider.",
                 f"The link's provider is {snapshot.provider.value}, not {body.provider.value}.",
                 "leave provider out, or give the link's own",
+            )
+        if await _belongs_to_another_user(context, link_id, body.user_ref, unnamed=False):
+            raise ApiError(
+                409,
+                "user_mismatch",
+                "This link belongs to another user.",
+                "The link was started for another user_ref; a session updates its own user's"
+                " link only.",
+                "give the user_ref the link was started for",
             )
         provider = snapshot.provider
     token, claims = context.settings.link_tokens.issue(
@@ -194,8 +209,7 @@ async def start_link(
         return await client.start_and_wait_once(link_request, link_id, update_id=settled_id)
 
     link_id, snapshot = await context.backend.run(start, link_id=link_id)
-    if caller.session is None:
-        await _check_same_link(context, link_request, snapshot)
+    await _check_same_link(context, link_request, snapshot, strict=caller.session is not None)
     response.headers["Location"] = f"/v1/links/{link_id}"
     return snapshot
 
@@ -258,19 +272,14 @@ def _backend_start(
 
 
 async def _check_same_link(
-    context: ApiContext, link_request: LinkRequest, snapshot: LinkSnapshot
+    context: ApiContext, link_request: LinkRequest, snapshot: LinkSnapshot, *, strict: bool
 ) -> None:
     """A start that found an existing link (its id or key reused) must be for the same user and
-    provider; otherwise the caller would be handed another user's link."""
-
-    async def published_key(client: LinkClient) -> str | None:
-        return await client.user_ref_key(snapshot.link_id)
-
-    user_ref_key = await context.backend.run(published_key, link_id=snapshot.link_id)
-    other_user = user_ref_key is not None and user_ref_key not in (
-        context.settings.lookup.keys_for(link_request.user_ref)
-    )
-    if other_user or (snapshot.provider not in (None, link_request.provider)):
+    provider; otherwise the caller would be handed another user's link. `strict` (a page's
+    start) also refuses a link that names no user, which no page's start leaves."""
+    if snapshot.provider not in (None, link_request.provider) or await _belongs_to_another_user(
+        context, snapshot.link_id, link_request.user_ref, unnamed=strict
+    ):
         raise ApiError(
             409,
             "link_id_in_use",
@@ -279,6 +288,21 @@ async def _check_same_link(
             " provider; nothing was started.",
             "use a new Idempotency-Key or link_id",
         )
+
+
+async def _belongs_to_another_user(
+    context: ApiContext, link_id: str, user_ref: str, *, unnamed: bool
+) -> bool:
+    """Whether the link was started for a user other than `user_ref`; `unnamed` is the answer
+    for a link that names no user (one started without a lookup key)."""
+
+    async def published_key(client: LinkClient) -> str | None:
+        return await client.user_ref_key(link_id)
+
+    user_ref_key = await context.backend.run(published_key, link_id=link_id)
+    if user_ref_key is None:
+        return unnamed
+    return user_ref_key not in context.settings.lookup.keys_for(user_ref)
 
 
 def _client_address(request: Request) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -7,6 +7,9 @@ name the field and the rule that failed, and quote a caller's identifiers only t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 QUOTE_LIMIT = 40
@@ -27,15 +30,25 @@ def bounded(sentence: str, limit: int = MAX_REFUSAL_LENGTH) -> str:
 def describe_validation_error(error: ValidationError) -> str:
     """Which fields are wrong and why, in pydantic's words, never with the values sent."""
     problems: list[str] = []
-    for detail in error.errors(include_url=False, include_input=False, include_context=False)[
-        :MAX_ERRORS_DESCRIBED
-    ]:
+    for detail in error.errors(include_url=False, include_input=False)[:MAX_ERRORS_DESCRIBED]:
         location = ".".join(_location_part(part) for part in detail["loc"]) or "the payload"
-        problems.append(f"{location}: {detail['msg']}")
+        problems.append(f"{location}: {rule_broken(detail)}")
     more = error.error_count() - len(problems)
     if more > 0:
         problems.append(f"and {more} more")
     return bounded("; ".join(problems))
+
+
+def rule_broken(detail: Mapping[str, Any]) -> str:
+    """Pydantic's sentence for one error, except for a secret's length: pydantic counts a
+    `SecretStr`'s "items" and says how many were sent, which a refusal must not tell."""
+    context = detail.get("ctx") or {}
+    if detail.get("type") in ("too_short", "too_long") and context.get("field_type") == "Value":
+        short = detail["type"] == "too_short"
+        bound = context.get("min_length" if short else "max_length")
+        characters = "character" if bound == 1 else "characters"
+        return f"Value should have at {'least' if short else 'most'} {bound} {characters}"
+    return str(detail.get("msg", "invalid"))
 
 
 def _location_part(part: str | int) -> str:

@@ -558,6 +558,51 @@ async def test_a_session_with_the_same_idempotency_key_names_the_same_new_link(a
     other = await api.http.post("/v1/link-sessions", json=body, headers=BACKEND)
     assert other.json()["link_id"] != first.json()["link_id"]
 
+    # The same key for another user, or another provider, names another link: a page's start
+    # under it must never find the first user's link.
+    for changed in ({"user_ref": "another-user"}, {"provider": "teal"}):
+        reused = await api.http.post("/v1/link-sessions", json=body | changed, headers=headers)
+        assert reused.status_code == 201, reused.text
+        assert reused.json()["link_id"] != first.json()["link_id"], changed
+
+
+async def test_a_page_is_never_handed_another_users_link(api: Api) -> None:
+    theirs = await api.start(unique("user_good"), user_ref="the-owner")
+    assert theirs["status"] == "CONNECTED"
+    # A create-mode session naming that link for someone else (no route issues one: forged with
+    # the API's own secret, the worst a bug elsewhere could do).
+    token, _ = api.settings.link_tokens.issue(
+        link_id=theirs["link_id"],
+        provider=Provider.MX,
+        mode=SessionMode.CREATE,
+        user_ref="an-intruder",
+        options=LinkOptions(),
+    )
+    started = await api.http.post(
+        "/v1/links",
+        json={"credentials": {"username": unique("user_mfa"), "password": PASSWORD}},
+        headers=page(token),
+    )
+    assert started.status_code == 409, started.text
+    assert error_of(started)["code"] == "link_id_in_use"
+    assert "accounts" not in started.text
+    assert theirs["accounts"][0]["id"] not in started.text
+
+    # Nor can the backend open an update-mode session on it for another user.
+    update = await api.http.post(
+        "/v1/link-sessions",
+        json={"link_id": theirs["link_id"], "user_ref": "an-intruder"},
+        headers=BACKEND,
+    )
+    assert update.status_code == 409, update.text
+    assert error_of(update)["code"] == "user_mismatch"
+    own = await api.http.post(
+        "/v1/link-sessions",
+        json={"link_id": theirs["link_id"], "user_ref": "the-owner"},
+        headers=BACKEND,
+    )
+    assert own.status_code == 201, own.text
+
 
 async def test_the_event_stream_ends_with_an_expired_event_when_its_token_expires(
     api: Api,

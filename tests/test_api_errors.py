@@ -51,13 +51,23 @@ async def test_unknown_routes_and_methods_answer_in_the_one_shape(http: httpx.As
     assert "allow" in wrong_method.headers
 
 
-async def test_malformed_bodies_are_422_naming_the_field_never_the_value(
+async def test_unreadable_bodies_are_400_and_invalid_ones_422_naming_the_field_never_the_value(
     http: httpx.AsyncClient,
 ) -> None:
-    not_json = await http.post("/v1/links", content=f'{{"password": "{SECRET}"', headers=BACKEND)
-    assert not_json.status_code == 422
-    assert error_of(not_json)["code"] == "invalid_request"
+    as_json = BACKEND | {"Content-Type": "application/json"}
+    cut_short = f'{{"password": "{SECRET}"'
+    not_json = await http.post("/v1/links", content=cut_short, headers=as_json)
+    assert not_json.status_code == 400
+    assert error_of(not_json)["code"] == "bad_request"
+    assert error_of(not_json)["detail"].startswith("The request body is not valid JSON at ")
     assert SECRET not in not_json.text
+    untyped = await http.post("/v1/links", content=cut_short, headers=BACKEND)
+    assert untyped.status_code == 400
+    assert error_of(untyped)["detail"] == "The request body was not sent as JSON."
+    assert SECRET not in untyped.text
+    too_deep = await http.post("/v1/links", content="[" * 5000, headers=as_json)
+    assert too_deep.status_code == 400
+    assert "nested" in error_of(too_deep)["detail"]
 
     cases: list[dict[str, Any]] = [
         {"provider": "nowhere", "user_ref": SECRET, "credentials": {"username": "u"}},
@@ -80,6 +90,18 @@ async def test_malformed_bodies_are_422_naming_the_field_never_the_value(
     assert answers.status_code == 422
     assert "body.answers.0.value" in error_of(answers)["detail"]
     assert SECRET not in answers.text
+    # A secret's length rule in characters, never how long the secret sent was.
+    assert "at most 512 characters" in error_of(answers)["detail"]
+    assert str(len(SECRET * 100)) not in error_of(answers)["detail"]
+    empty = await http.post(
+        "/v1/links",
+        json={"provider": "mx", "user_ref": "u", "credentials": {"username": "u", "password": ""}},
+        headers=BACKEND,
+    )
+    assert empty.status_code == 422
+    assert error_of(empty)["detail"] == (
+        "body.credentials.password: Value should have at least 1 character"
+    )
 
     bad_id = await http.get("/v1/links/has%20space", headers=BACKEND)
     assert bad_id.status_code == 422
