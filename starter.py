@@ -46,6 +46,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from linkflow.client import AnswerRefused, LinkClient, LinkNotFound, LinkRefused
 from linkflow.config import ConfigurationError, TemporalSettings
 from linkflow.devstack import STATE_DIR, StackError, StackPorts, running_stack
+from linkflow.lookup import KEY_FILE_VARIABLE as LOOKUP_KEY_FILE_VARIABLE
+from linkflow.lookup import KEY_VARIABLE as LOOKUP_KEY_VARIABLE
 from linkflow.models import (
     Challenge,
     ChallengeAnswer,
@@ -70,8 +72,12 @@ NEVER_FROM_ARGV = (
     f"passwords and answers are read from a prompt, stdin or {PASSWORD_VARIABLE}/"
     f"{ANSWERS_VARIABLE}, never from the command line"
 )
-# The dev stack's codec key, which `python3 dev.py demo` creates on its first run.
-DEV_STACK_CODEC_KEY_FILE = STATE_DIR / "keys" / "codec.keys"
+# The dev stack's keys, which `python3 dev.py demo` creates on its first run: the codec's, and the
+# user_ref lookup key that lets the API list a user's links (`GET /v1/links?user_ref=`).
+DEV_STACK_KEY_FILES = {
+    "LINKFLOW_CODEC_KEY_FILE": (STATE_DIR / "keys" / "codec.keys", "LINKFLOW_CODEC_KEYS"),
+    LOOKUP_KEY_FILE_VARIABLE: (STATE_DIR / "keys" / "lookup.key", LOOKUP_KEY_VARIABLE),
+}
 # Secrets shorter than this are not masked in error lines: masking "1" would garble the sentence.
 SHORTEST_MASKED_SECRET = 4
 LONGEST_ERROR_LINE = 500
@@ -327,22 +333,24 @@ async def answer_one_round(
 # ------------------------------------------------------------------ subcommands
 
 
-def use_the_dev_stack_codec_key() -> None:
-    """Point the client at the dev stack's codec key when no key is configured.
+def use_the_dev_stack_keys() -> None:
+    """Point the client at the dev stack's codec and lookup keys where none is configured.
 
     starter.py is the dev stack's companion in the terminal, so with no key of its own it uses
-    the one `python3 dev.py demo` keeps under .linkflow/; every other process is configured
-    explicitly. Before that key exists, nothing changes.
+    the ones `python3 dev.py demo` keeps under .linkflow/ (a link it starts is then listed by its
+    user_ref in the dev stack's API, as the API's own are); every other process is configured
+    explicitly. Before those keys exist, nothing changes.
     """
-    configured = ("LINKFLOW_CODEC_KEYS", "LINKFLOW_CODEC_KEY_FILE")
-    if any(os.environ.get(name, "").strip() for name in configured):
-        return
-    if DEV_STACK_CODEC_KEY_FILE.is_file():
-        os.environ["LINKFLOW_CODEC_KEY_FILE"] = str(DEV_STACK_CODEC_KEY_FILE)
+    for file_variable, (path, variable) in DEV_STACK_KEY_FILES.items():
+        configured = (variable, file_variable)
+        if any(os.environ.get(name, "").strip() for name in configured):
+            continue
+        if path.is_file():
+            os.environ[file_variable] = str(path)
 
 
 async def connect_links() -> LinkClient:
-    use_the_dev_stack_codec_key()
+    use_the_dev_stack_keys()
     try:
         return await LinkClient.connect()
     except ConfigurationError:
@@ -370,6 +378,11 @@ async def link(args: argparse.Namespace, password: str, terminal: Terminal) -> i
         options=LinkOptions(mfa_timeout_seconds=args.mfa_timeout),
     )
     links = await connect_links()
+    if args.link_id is not None and await links.held_by_another(args.link_id, request):
+        raise UserError(
+            f"link id {args.link_id} is taken by another user's or provider's link;"
+            " nothing was started. Choose another --link-id (or leave it out)."
+        )
     if args.no_wait:
         link_id = await links.start_link(request, args.link_id)
         terminal.show(json.dumps({"link_id": link_id}) if args.json else f"Started link {link_id}")

@@ -311,6 +311,25 @@ class LinkClient:
         if description.status != WorkflowExecutionStatus.RUNNING:
             raise refused(f"Link {link_id} has ended; it takes no more answers or updates.")
 
+    async def held_by_another(self, link_id: str, request: LinkRequest) -> bool:
+        """Whether a link with this id exists for another provider or user than `request`'s: a
+        start with this id would find that link rather than start this one. Users are told apart
+        by their keyed user_ref hashes, so a link naming none, or a client with no lookup key,
+        is judged by its provider alone."""
+        try:
+            description = await self._handle(link_id).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        attributes = description.typed_search_attributes
+        if attributes.get(LINK_PROVIDER) not in (None, request.provider.value):
+            return True
+        published = attributes.get(LINK_USER_REF)
+        if published is None or self._user_refs is None:
+            return False
+        return published not in self._user_refs.keys_for(request.user_ref)
+
     async def user_ref_key(self, link_id: str) -> str | None:
         """The keyed user_ref hash the link publishes (None before its first step, or never)."""
         try:

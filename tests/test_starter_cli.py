@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import pytest
 
+import starter as starter_module
 from linkflow.devstack import PROJECT_ROOT, DevStack, StackPorts, temporal_cli
 from linkflow.models import Challenge, ChallengeKind
 from starter import scripted_answers
@@ -387,6 +388,64 @@ def test_a_link_that_does_not_exist_is_one_line_and_exit_1(
     run = starter(stack, command, "link-does-not-exist", *options, env=variables)
 
     assert assert_one_clean_line(run, 1) == "error: No link with id 'link-does-not-exist'."
+
+
+def test_a_link_id_another_user_or_provider_holds_is_refused_before_anything_starts(
+    stack: DevStack,
+) -> None:
+    link_id = f"cli-taken-{uuid.uuid4().hex[:10]}"
+    password = {"LINKFLOW_PASSWORD": "pass_good"}
+    mine = ("link", "--link-id", link_id, "--provider", "mx", "--username", "user_good")
+    first = starter(stack, *mine, "--user-ref", "the-owner", "--json", env=password)
+    assert first.returncode == 0, first.stderr
+    owned = json.loads(first.stdout)
+    assert owned["status"] == "CONNECTED"
+
+    for other in (
+        ("--provider", "teal", "--username", "user_bad", "--user-ref", "the-owner"),
+        ("--provider", "mx", "--username", "user_good", "--user-ref", "someone-else"),
+    ):
+        run = starter(stack, "link", "--link-id", link_id, *other, "--json", env=password)
+        line = assert_one_clean_line(run, 1)
+        assert line.startswith(f"error: link id {link_id} is taken by another user's"), line
+        assert run.stdout == "", "nothing of the other user's link is shown"
+
+    # The owner starting it again is handed their own link, as before.
+    again = starter(stack, *mine, "--user-ref", "the-owner", "--json", env=password)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["accounts"] == owned["accounts"]
+
+
+def test_with_no_keys_of_its_own_it_uses_the_dev_stacks_codec_and_lookup_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codec, lookup = tmp_path / "codec.keys", tmp_path / "lookup.key"
+    codec.write_text("k")
+    lookup.write_text("k")
+    monkeypatch.setattr(
+        starter_module,
+        "DEV_STACK_KEY_FILES",
+        {
+            "LINKFLOW_CODEC_KEY_FILE": (codec, "LINKFLOW_CODEC_KEYS"),
+            "LINKFLOW_LOOKUP_KEY_FILE": (lookup, "LINKFLOW_LOOKUP_KEY"),
+        },
+    )
+    for name in (
+        "LINKFLOW_CODEC_KEYS",
+        "LINKFLOW_CODEC_KEY_FILE",
+        "LINKFLOW_LOOKUP_KEY_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LINKFLOW_LOOKUP_KEY", "configured-lookup-key-0123456789abcdef")
+
+    starter_module.use_the_dev_stack_keys()
+
+    assert os.environ["LINKFLOW_CODEC_KEY_FILE"] == str(codec)
+    # A key configured by the caller wins over the dev stack's file.
+    assert "LINKFLOW_LOOKUP_KEY_FILE" not in os.environ
+    monkeypatch.delenv("LINKFLOW_LOOKUP_KEY")
+    starter_module.use_the_dev_stack_keys()
+    assert os.environ["LINKFLOW_LOOKUP_KEY_FILE"] == str(lookup)
 
 
 def test_a_link_no_worker_runs_is_one_line_and_not_a_hang(stack: DevStack) -> None:
