@@ -45,7 +45,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from linkflow.client import AnswerRefused, LinkClient, LinkNotFound, LinkRefused
 from linkflow.config import ConfigurationError, TemporalSettings
-from linkflow.devstack import STATE_DIR, StackError, StackPorts, running_stack
+from linkflow.devstack import STATE_DIR, DevStack, StackError, StackPorts, running_stack
 from linkflow.lookup import KEY_FILE_VARIABLE as LOOKUP_KEY_FILE_VARIABLE
 from linkflow.lookup import KEY_VARIABLE as LOOKUP_KEY_VARIABLE
 from linkflow.models import (
@@ -522,8 +522,22 @@ async def cmd_demo(args: argparse.Namespace, terminal: Terminal) -> int:
         terminal.say(
             f"\nThe stack keeps running for you to explore {ports.ui_url}; Ctrl-C stops it."
         )
-        await asyncio.Event().wait()
-        return status
+        return await until_a_process_ends(stack, terminal)
+
+
+async def until_a_process_ends(stack: DevStack, terminal: Terminal) -> int:
+    """Wait while the stack runs; if one of its processes ends by itself, say which (and where
+    its log is) and stop the rest, rather than leave a stack that quietly no longer works."""
+    while True:
+        ended = [name for name, process, _ in stack.processes if process.poll() is not None]
+        if ended:
+            name = ended[0]
+            terminal.say(
+                f"\nThe {name} process stopped by itself; see {stack.log_path(name)}."
+                " Stopping the rest of the stack."
+            )
+            return EXIT_ERROR
+        await asyncio.sleep(1.0)
 
 
 def web_url(link_id: str) -> str:

@@ -14,6 +14,7 @@ decrypted, masked payloads with no set-up.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -111,6 +112,9 @@ class DevStack:
     log_offsets: dict[str, int] = field(default_factory=dict)
     # Chaos runs start and stop processes from several threads at once.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Held while the stack runs: two stacks on one state folder would share one database and
+    # truncate each other's logs (`hold_state_dir`).
+    state_lock: IO[bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def log_dir(self) -> Path:
@@ -219,6 +223,7 @@ class DevStack:
             os.chmod(path, 0o600)
 
     def start(self, *, worker: bool = True) -> None:
+        self.hold_state_dir()
         for port in self.ports.all():
             if port_is_open(port):
                 raise StackError(
@@ -310,6 +315,26 @@ class DevStack:
                 _name, process, log = self.processes.pop()
             _terminate(process)
             log.close()
+        if self.state_lock is not None:
+            self.state_lock.close()  # closing the file releases its lock
+            self.state_lock = None
+
+    def hold_state_dir(self) -> None:
+        """Take the state folder for this stack, or refuse: another stack (a demo on other ports,
+        say) runs from it. The lock is the kernel's, so a stack that died holds nothing."""
+        if self.state_lock is not None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        held = (self.state_dir / "stack.lock").open("ab")
+        try:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.close()
+            raise StackError(
+                f"Another dev stack is running from {self.state_dir}. Stop it, or give this one"
+                " its own --state-dir."
+            ) from None
+        self.state_lock = held
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"

@@ -15,7 +15,7 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from linkflow.codec import EncryptionCodec, KeyRing
-from linkflow.devstack import DevStack, StackPorts
+from linkflow.devstack import DevStack, StackError, StackPorts
 from linkflow.masking import MASK
 from linkflow.models import Credentials, LinkRequest, Provider
 
@@ -121,3 +121,19 @@ async def test_the_stacks_codec_server_decodes_its_payloads_for_the_web_and_the_
         shown = json.loads(payload.data)
         assert shown["user_ref"] == "stack-user"
         assert shown["credentials"]["password"] == MASK
+
+
+def test_a_second_stack_on_the_same_state_folder_is_refused_before_it_starts_anything(
+    tmp_path: Path,
+) -> None:
+    running = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
+    running.hold_state_dir()
+    second = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
+    with pytest.raises(StackError, match="Another dev stack is running from"):
+        second.start()
+    assert second.processes == []
+    assert not (tmp_path / "logs").exists(), "the second stack touched no log"
+
+    running.stop()
+    second.hold_state_dir()  # the folder is free once the first stack stops
+    second.stop()

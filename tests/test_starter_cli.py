@@ -9,6 +9,8 @@ run starter.py as a subprocess against the same dev stack the demo runs.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import pty
@@ -446,6 +448,22 @@ def test_with_no_keys_of_its_own_it_uses_the_dev_stacks_codec_and_lookup_keys(
     monkeypatch.delenv("LINKFLOW_LOOKUP_KEY")
     starter_module.use_the_dev_stack_keys()
     assert os.environ["LINKFLOW_LOOKUP_KEY_FILE"] == str(lookup)
+
+
+def test_the_waiting_demo_names_a_process_that_stopped_and_ends(tmp_path: Path) -> None:
+    stack = DevStack(ports=StackPorts.free(), state_dir=tmp_path)
+    log = (tmp_path / "worker.log").open("wb")
+    stack.processes.append(("sandbox", subprocess.Popen(["sleep", "30"]), log))
+    stack.processes.append(("worker", subprocess.Popen(["true"]), log))
+    said = io.StringIO()
+    try:
+        waiting = starter_module.until_a_process_ends(stack, starter_module.Terminal(out=said))
+        status = asyncio.run(asyncio.wait_for(waiting, 10))
+    finally:
+        stack.stop()
+    assert status == starter_module.EXIT_ERROR
+    assert "The worker process stopped by itself" in said.getvalue()
+    assert str(stack.log_path("worker")) in said.getvalue()
 
 
 def test_a_link_no_worker_runs_is_one_line_and_not_a_hang(stack: DevStack) -> None:
