@@ -428,14 +428,17 @@ class UnbillSandbox(ProviderSandbox):
     async def list_bills(self, request: Request) -> Response:
         client_id = self._client(request)
         now = self.clock()
-        data = []
+        # Assumption(unbill): a bill is the client's account at a company, so a second auth at the
+        # same company (the same person logging in again) finds the one bill already listed --
+        # the reference's bill object names its company and no auth.
+        bills: dict[str, dict[str, Any]] = {}
         for auth in self.auths.values():
             if auth.client_id != client_id:
                 continue
             auth.advance(now, self.latency_seconds)
             if auth.bill is not None and auth.status == VERIFIED:
-                data.append({"bill": auth.bill, "payments": []})
-        return JSONResponse({"data": data})
+                bills.setdefault(str(auth.company.get("_id")), auth.bill)
+        return JSONResponse({"data": [{"bill": bill, "payments": []} for bill in bills.values()]})
 
 
 def _answers(items: object) -> dict[str, str]:

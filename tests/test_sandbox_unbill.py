@@ -394,6 +394,11 @@ async def test_bills_and_auth_list(unbill: httpx.AsyncClient) -> None:
     assert (await unbill.get("/bill/list/nobody")).status_code == 404
     assert (await unbill.get("/auth/list/nobody")).status_code == 404
 
+    # Logging in to the same company again finds the same bill: one per company, not per auth.
+    again = await new_auth(unbill, "user_good", client_id=client_id)
+    await settled(unbill, again["_id"])
+    assert (await unbill.get(f"/bill/list/{client_id}")).json() == bills
+
 
 async def test_delete_auth(unbill: httpx.AsyncClient) -> None:
     client_id = await new_client(unbill)
