@@ -296,6 +296,30 @@ async def test_answer_by_signal(dev_env: WorkflowEnvironment, run_worker, record
         await record_history(links.temporal.get_workflow_handle(waiting.link_id), "mx_signal")
 
 
+async def test_a_refused_signal_is_forgotten_when_its_round_ends(
+    dev_env: WorkflowEnvironment, run_worker
+):
+    async with run_worker(dev_env.client) as links:
+        waiting = await start_and_settle(links, "user_otp")
+        [phone] = waiting.pending_challenges
+        await links.signal_mfa(waiting.link_id, answer("CRD-unknown", "correct"))
+        assert (await links.snapshot(waiting.link_id)).last_refusal is not None
+
+        # Answered by update, not signal: the next round asks afresh, with no refusal of its own.
+        code_round = await links.submit_mfa(
+            waiting.link_id, answer(phone.id, phone.options[0].value)
+        )
+        assert code_round.status is LinkStatus.MFA_REQUIRED
+        assert code_round.last_refusal is None
+        await links.signal_mfa(waiting.link_id, answer("CRD-unknown-too", "correct"))
+        assert (await links.snapshot(waiting.link_id)).last_refusal is not None
+        [code] = code_round.pending_challenges
+        connected = await links.submit_mfa(waiting.link_id, answer(code.id, "correct"))
+        assert connected.status is LinkStatus.CONNECTED
+        assert connected.last_refusal is None
+        assert connected.attempts.answers_refused == 2
+
+
 async def test_invalid_credentials_fail_without_retries(
     dev_env: WorkflowEnvironment, run_worker, record_history
 ):

@@ -164,6 +164,7 @@ class LinkRecord:
     ) -> None:
         changed = record_status(self.link, status, reason, message, workflow.now())
         if changed:
+            self.link.last_refusal = None  # a refused signal was about the round that ended
             self.events_sent += 1
             provider = self.valid_request.provider
             link_metrics.status_changed(provider.value, status.value)

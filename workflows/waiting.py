@@ -141,6 +141,7 @@ class Waiting:
         deadline = min([links_deadline, *(c.deadline for c in state.challenges if c.deadline)])
         self._provider_sets_deadline = deadline < links_deadline
         record.round.begin(state.challenges, deadline)
+        record.link.last_refusal = None  # a refused signal was about the round before
         record.link.attempts.mfa_rounds += 1
         record.link.last_answer_rejected = record.round.follows_a_rejected_answer
         record.set_status(LinkStatus.MFA_REQUIRED)
