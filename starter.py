@@ -1,12 +1,12 @@
 """Start, answer, inspect and demo account links from a terminal.
 
-    python starter.py link --provider mx --username user_otp     # prompts for password and MFA
-    python starter.py link ... --no-wait --json                   # start and print the link id
-    python starter.py status LINK_ID [--json]
-    python starter.py answer LINK_ID [--challenge ID] [--signal] [--json]
-    python starter.py reauthenticate | resolve-hold | unlink LINK_ID [--json]
-    python starter.py update-credentials LINK_ID --username U [--json]
-    python starter.py demo                                         # dev server + sandbox + worker
+    .venv/bin/python starter.py link --provider mx --username user_otp  # asks password, MFA
+    .venv/bin/python starter.py link ... --no-wait --json                # prints the link id
+    .venv/bin/python starter.py status LINK_ID [--json]
+    .venv/bin/python starter.py answer LINK_ID [--challenge ID] [--signal] [--json]
+    .venv/bin/python starter.py reauthenticate | resolve-hold | unlink LINK_ID [--json]
+    .venv/bin/python starter.py update-credentials LINK_ID --username U [--json]
+    .venv/bin/python starter.py demo                          # dev server, sandbox, worker, API
 
 Passwords and MFA answers never come from the command line, where every user of the machine can
 read them in the process list. They are asked for at a prompt (without echo for secrets), read
@@ -54,6 +54,7 @@ from linkflow.models import (
     ChallengeKind,
     Credentials,
     LinkOptions,
+    LinkReason,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
@@ -123,6 +124,8 @@ class Terminal:
             else:
                 value = self._read_line(prompt)
         except EOFError:
+            if self.interactive:
+                self.say()  # Ctrl-D left the cursor on the prompt's line
             raise NoInput(f"No input: {missing}.") from None
         if secret:
             self.remember(value)
@@ -252,10 +255,16 @@ def ask_challenge(challenge: Challenge, terminal: Terminal) -> str:
     if challenge.kind.has_options:
         for number, option in enumerate(challenge.options, start=1):
             terminal.say(f"  {number}) {option.label}")
-        choice = terminal.ask("Choose a number: ", missing=missing)
-        if choice.isdigit() and 1 <= int(choice) <= len(challenge.options):
-            return challenge.options[int(choice) - 1].value
-        return choice
+        count = len(challenge.options)
+        while True:
+            choice = terminal.ask("Choose a number: ", missing=missing)
+            if not choice.isdigit():
+                return choice  # an option's own value, as a script may send it
+            if 1 <= int(choice) <= count:
+                return challenge.options[int(choice) - 1].value
+            if not terminal.interactive:
+                raise UserError(f"choose a number from 1 to {count}, not {choice}.")
+            terminal.say(f"Choose a number from 1 to {count}.")
     answer = terminal.ask("> ", missing=missing, secret=challenge.kind is ChallengeKind.SECRET)
     terminal.remember(answer)
     return answer
@@ -293,7 +302,7 @@ async def answer_interactively(
     except NoInput:
         raise NoInput(
             "No input: no answer given. The link waits until its deadline; answer later with"
-            f" `python starter.py answer {snapshot.link_id}`."
+            f" `.venv/bin/python starter.py answer {snapshot.link_id}`."
         ) from None
     return snapshot
 
@@ -437,6 +446,11 @@ async def after_login_again(
     if snapshot.status is LinkStatus.MFA_REQUIRED and not args.json:
         snapshot = await answer_interactively(links, snapshot, terminal, args.json)
     print_snapshot(snapshot, args.json, terminal)
+    if (
+        snapshot.status is LinkStatus.ACTION_REQUIRED
+        and snapshot.reason is LinkReason.REAUTH_REQUIRED
+    ):
+        return EXIT_REFUSED  # the provider turned the login down: the caller's update did not take
     return exit_status_of(snapshot)
 
 
@@ -571,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         f" when it is not a terminal, or taken from {PASSWORD_VARIABLE}.",
     )
     link.add_argument(
-        "--provider", type=Provider, choices=IMPLEMENTED_PROVIDERS, default=Provider.MX
+        "--provider", choices=[p.value for p in IMPLEMENTED_PROVIDERS], default=Provider.MX.value
     )
     link.add_argument("--username", required=True)
     link.add_argument("--user-ref", help="your app's reference for the end user")
@@ -687,7 +701,7 @@ async def run(args: argparse.Namespace, terminal: Terminal) -> int:
     link_id = getattr(args, "link_id", None) or "LINK_ID"
     unanswered = (
         f"error: link {link_id} did not answer in time; is a worker running?"
-        f" (`python starter.py status {link_id}` shows where it stands.)"
+        f" (`.venv/bin/python starter.py status {link_id}` shows where it stands.)"
     )
     try:
         return await command(args, terminal)

@@ -183,6 +183,19 @@ def test_update_credentials_and_reauthenticate_read_password_and_answers_from_st
     assert again.returncode == 0, again.stdout + again.stderr
     assert ": CONNECTED" in again.stdout
 
+    # New credentials the provider turns down: the update did not take, and the status says so.
+    refused = starter(
+        stack, "update-credentials", link_id, "--username", "user_bad", stdin="pass_good\n"
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ": ACTION_REQUIRED" in refused.stdout
+
+
+def test_a_choice_out_of_range_is_refused_by_its_numbers(stack: DevStack) -> None:
+    run = starter(stack, "link", "--username", "user_otp", stdin="pass_good\n3\n")
+    line = assert_one_clean_line(run, 1)
+    assert line == "error: choose a number from 1 to 2, not 3.", line
+
 
 def test_an_answer_holding_an_equals_sign_stays_one_value() -> None:
     pending = [Challenge(id="CRD-1", kind=ChallengeKind.TEXT, prompt="Your pet's name?")]
