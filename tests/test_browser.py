@@ -493,6 +493,18 @@ def test_an_altered_token_is_not_valid(backend: httpx.Client, tab: ConnectPage) 
     assert tab.page.locator("input").count() == 0
 
 
+def test_a_fragment_that_is_no_token_at_all_is_not_valid_either(
+    stack: DevStack, tab: ConnectPage
+) -> None:
+    tab.open(f"{stack.ports.api_url}/connect#token=garbage")
+    tab.wait_for_title("^This link is not valid$")
+    text = tab.page.inner_text("#screen")
+    assert "damaged" in text
+    assert "Go back to the app" in text
+    assert "signed in" not in text, "the API's sentence for a wrong API key is not the user's"
+    assert tab.page.locator("input").count() == 0
+
+
 def test_a_link_token_is_refused_for_another_link(backend: httpx.Client, tab: ConnectPage) -> None:
     """The page asks about another link with its token (its session answer rewritten on the way):
     the API refuses it, and the page says so instead of showing anything of that link."""

@@ -185,10 +185,13 @@
     const advice = "Go back to the app you came from and start connecting again.";
     if (result.status === 401) {
       const expired = error.code === "link_token_expired";
+      // A fragment that is no link token at all reads to the API as an unknown API key, whose
+      // sentence is for developers: the page says what its user needs instead.
+      const message = expired || error.code === "link_token_invalid" ? error.message : null;
       showProblem(
         expired ? "This page has expired" : "This link is not valid",
-        error.message || (expired ? "This connection page is no longer valid." : "This connection link is damaged."),
-        error.message ? null : advice,
+        message || (expired ? "This connection page is no longer valid." : "This connection link is damaged."),
+        message ? null : advice,
       );
       return true;
     }
