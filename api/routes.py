@@ -20,9 +20,10 @@ from api.events import EventStreamResponse, snapshot_events
 from api.idempotency import IdempotencyKey, start_id, update_id
 from api.link_tokens import LinkAction, LinkSessionClaims, SessionMode
 from api.schemas import LINK_ID_REGEX, LinkList, LinkSession, LinkSessionRequest, NewLink
-from linkflow.client import LinkClient, new_link_id
+from linkflow.client import LinkClient, LinkNotFound, new_link_id
 from linkflow.models import (
     LinkOptions,
+    LinkReason,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
@@ -198,7 +199,9 @@ async def start_link(
 ) -> LinkSnapshot:
     """Start a link and answer with its first snapshot that asks the user or rests (the first
     challenge, or the result) in one round trip. Starting the same link id again (or the same
-    Idempotency-Key) returns the first link, and with the key its first answer."""
+    Idempotency-Key) returns the first link, and with the key its first answer; but a page whose
+    link ended because the provider refused its login starts it again with the new login (its
+    retried request, by Idempotency-Key, gets that run's answer and logs in no more)."""
     if caller.session is not None:
         link_request, link_id = _page_start(body, caller.session, caller, context, request)
     else:
@@ -208,9 +211,39 @@ async def start_link(
     async def start(client: LinkClient) -> tuple[str, LinkSnapshot]:
         return await client.start_and_wait_once(link_request, link_id, update_id=settled_id)
 
-    link_id, snapshot = await context.backend.run(start, link_id=link_id)
-    await _check_same_link(context, link_request, snapshot, strict=caller.session is not None)
+    refused = await _refused_login(context, link_id) if caller.session is not None else None
+    if refused is not None:
+        # The page's user mistyped their login and sends it again: the same link tries again.
+        await _check_same_link(context, link_request, refused, strict=True)
+
+        async def again(client: LinkClient) -> LinkSnapshot:
+            return await client.start_again_after_refused_login(
+                link_request, link_id, update_id=settled_id
+            )
+
+        snapshot = await context.backend.run(again, link_id=link_id)
+    else:
+        link_id, snapshot = await context.backend.run(start, link_id=link_id)
+        await _check_same_link(context, link_request, snapshot, strict=caller.session is not None)
     response.headers["Location"] = f"/v1/links/{link_id}"
+    return snapshot
+
+
+async def _refused_login(context: ApiContext, link_id: str) -> LinkSnapshot | None:
+    """The link's snapshot if it exists and ended because the provider refused its login."""
+
+    async def last(client: LinkClient) -> LinkSnapshot | None:
+        try:
+            return await client.snapshot(link_id)
+        except LinkNotFound:
+            return None
+
+    snapshot = await context.backend.run(last, link_id=link_id)
+    if snapshot is None or (snapshot.status, snapshot.reason) != (
+        LinkStatus.FAILED,
+        LinkReason.INVALID_CREDENTIALS,
+    ):
+        return None
     return snapshot
 
 

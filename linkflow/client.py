@@ -38,6 +38,7 @@ from linkflow.history_growth import history_growth
 from linkflow.lookup import UserRefLookup
 from linkflow.models import (
     Credentials,
+    LinkReason,
     LinkRequest,
     LinkSnapshot,
     LinkStatus,
@@ -175,16 +176,7 @@ class LinkClient:
         link_id = link_id or new_link_id()
         self._check_start(request, link_id)
         request = self._indexed(request)
-        start: WithStartWorkflowOperation[Any, LinkSnapshot] = WithStartWorkflowOperation(
-            WORKFLOW_TYPE,
-            args=[request],
-            id=link_id,
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"{request.provider.value} account link",
-            search_attributes=starting_search_attributes(request),
-        )
+        start = self._start_operation(request, link_id, WorkflowIDReusePolicy.REJECT_DUPLICATE)
         try:
             snapshot: LinkSnapshot = await self._client.execute_update_with_start_workflow(
                 SETTLED_UPDATE,
@@ -199,6 +191,54 @@ class LinkClient:
                 await start.workflow_handle()
             return link_id, await self.snapshot(link_id)
         return link_id, snapshot
+
+    async def start_again_after_refused_login(
+        self, request: LinkRequest, link_id: str, *, update_id: str | None = None
+    ) -> LinkSnapshot:
+        """Start a link whose last run ended because the provider refused its login (FAILED,
+        INVALID_CREDENTIALS) again, with `request`'s credentials: a user who mistyped a password
+        tries again on the same link. With `update_id`, a retried request that already started a
+        run gets that run's answer instead of logging in once more (a bank may lock an account
+        after a few refused logins). Whose link it is, the caller has checked; a link that did not
+        end that way is refused (`LinkRefused`).
+        """
+        self._check_start(request, link_id)
+        request = self._indexed(request)
+        handle = self._handle(link_id)
+        if update_id is not None:
+            try:
+                answered: LinkSnapshot = await handle.get_update_handle(
+                    update_id, result_type=LinkSnapshot
+                ).result()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            else:
+                return answered
+        last = await self.snapshot(link_id)
+        if (last.status, last.reason) != (LinkStatus.FAILED, LinkReason.INVALID_CREDENTIALS):
+            raise LinkRefused("Only a link whose login the provider refused can be started again.")
+        start = self._start_operation(request, link_id, WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        snapshot: LinkSnapshot = await self._client.execute_update_with_start_workflow(
+            SETTLED_UPDATE, start_workflow_operation=start, id=update_id, result_type=LinkSnapshot
+        )
+        return snapshot
+
+    def _start_operation(
+        self, request: LinkRequest, link_id: str, reuse: WorkflowIDReusePolicy
+    ) -> WithStartWorkflowOperation[Any, LinkSnapshot]:
+        """Start the link's workflow, or join the run already going (`reuse`: whether an ended
+        link's id may start a new run)."""
+        return WithStartWorkflowOperation(
+            WORKFLOW_TYPE,
+            args=[request],
+            id=link_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=reuse,
+            static_summary=f"{request.provider.value} account link",
+            search_attributes=starting_search_attributes(request),
+        )
 
     def _indexed(self, request: LinkRequest) -> LinkRequest:
         if self._user_refs is None or request.user_ref_key is not None:

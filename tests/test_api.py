@@ -210,6 +210,49 @@ async def test_a_page_starts_its_session_with_the_token_and_connects_through_mfa
     assert token[4:40] not in history
 
 
+async def test_a_page_tries_again_after_a_mistyped_password(api: Api) -> None:
+    session = await api.session(provider="mx", user_ref=f"typo-{uuid.uuid4()}")
+    token, link_id = session["link_token"], session["link_id"]
+    username = unique("user_mfa")
+    link = api.links.temporal.get_workflow_handle(link_id)
+
+    async def page_start(password: str, key: str) -> httpx.Response:
+        return await api.http.post(
+            "/v1/links",
+            json={"credentials": {"username": username, "password": password}},
+            headers=page(token, **{"Idempotency-Key": key}),
+        )
+
+    async def current_run() -> str | None:
+        return (await link.describe()).run_id
+
+    typo = await page_start("pass_goood", "first")
+    assert typo.status_code == 201, typo.text
+    assert (typo.json()["status"], typo.json()["reason"]) == ("FAILED", "INVALID_CREDENTIALS")
+    typo_run = await current_run()
+    # The same request again (a retry) is answered as before: no second login with the typo.
+    assert (await page_start("pass_goood", "first")).json() == typo.json()
+    assert await current_run() == typo_run
+
+    fixed = await page_start(PASSWORD, "second")
+    assert fixed.status_code == 201, fixed.text
+    assert fixed.json()["link_id"] == link_id
+    assert fixed.json()["status"] == "MFA_REQUIRED"
+    fixed_run = await current_run()
+    assert fixed_run != typo_run, "the same link, tried again in a run of its own"
+    assert (await page_start(PASSWORD, "second")).json() == fixed.json()
+    [challenge] = fixed.json()["pending_challenges"]
+    answered = await api.http.post(
+        f"/v1/links/{link_id}/mfa", json=answer(challenge["id"], "correct"), headers=page(token)
+    )
+    assert answered.json()["status"] == "CONNECTED"
+
+    # A link that did not end on a refused login is not started again.
+    again = await page_start(PASSWORD, "third")
+    assert again.json()["status"] == "CONNECTED"
+    assert await current_run() == fixed_run
+
+
 async def test_the_backend_starts_a_link_server_side_and_reads_it(api: Api) -> None:
     linked = await api.start(unique("user_good"))
     assert linked["status"] == "CONNECTED"
@@ -344,7 +387,7 @@ async def test_links_are_listed_by_user_ref_and_status(api: Api) -> None:
 async def test_update_mode_takes_a_held_link_through_resolve_hold_and_reauthentication(
     api: Api,
 ) -> None:
-    held = await api.start(unique("user_hold"))
+    held = await api.start(unique("user_hold"), user_ref="held-user")
     assert (held["status"], held["reason"]) == ("ACTION_REQUIRED", "PROVIDER_HOLD")
     link_id = held["link_id"]
     session = await api.session(user_ref="held-user", link_id=link_id)
@@ -374,7 +417,7 @@ async def test_update_mode_takes_a_held_link_through_resolve_hold_and_reauthenti
 
 async def test_new_credentials_through_update_mode_and_unlink_from_the_backend(api: Api) -> None:
     username = unique("user_good")
-    linked = await api.start(username)
+    linked = await api.start(username, user_ref="relinked")
     link_id = linked["link_id"]
     token = (await api.session(user_ref="relinked", link_id=link_id))["link_token"]
     relinked = await api.http.post(

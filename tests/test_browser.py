@@ -532,17 +532,44 @@ def test_a_link_token_is_refused_for_another_link(backend: httpx.Client, tab: Co
     tab.shot("another-links-token")
 
 
-def test_a_failed_login_ends_on_a_clear_failure_screen(
+def test_a_refused_login_is_typed_again_on_the_same_page(
+    backend: httpx.Client, tab: ConnectPage
+) -> None:
+    session = link_session(backend, provider="mx")
+    tab.open(session["connect_url"])
+    tab.wait_for_title("^Log in to MX$")
+    username = unique("user_mfa", "typo")
+    tab.log_in(username, "pass_goood")
+    refused = tab.page.locator("#field-password-error")
+    refused.wait_for(state="visible", timeout=30_000)
+    assert refused.inner_text() == (
+        "Your bank did not accept that username and password. Check them and try again."
+    )
+    assert tab.page.title().startswith("Log in to MX")
+    assert tab.page.get_attribute("#field-password", "aria-invalid") == "true"
+    assert tab.page.input_value("#field-username") == username
+    tab.shot("mx-login-refused")
+
+    tab.page.fill("#field-password", "pass_good")
+    tab.page.click("#login-form button[type=submit]")
+    tab.wait_for_questions(["text"])
+    tab.answer_round()
+    tab.wait_for_title("^MX is connected$")
+    linked = backend.get(f"/v1/links/{session['link_id']}").json()
+    assert linked["status"] == "CONNECTED"
+
+
+def test_a_failed_link_ends_on_a_clear_failure_screen(
     backend: httpx.Client, tab: ConnectPage
 ) -> None:
     tab.open(link_session(backend, provider="synapse")["connect_url"])
     tab.wait_for_title("^Log in to Synapse$")
-    tab.log_in(unique("user_bad", "failed"))
+    tab.log_in(unique("user_unsupported", "failed"))
     tab.wait_for_title("^We could not connect Synapse$")
-    assert "Check your username and password" in tab.page.inner_text("#screen")
+    assert tab.page.locator("input").count() == 0
     assert tab.focused()["id"] == "title"
     tab.wait_for_status("^Failed. We could not connect Synapse.$")
-    tab.shot("synapse-user_bad-failed")
+    tab.shot("synapse-user_unsupported-failed")
 
 
 def started_link(backend: httpx.Client, username: str, **options: Any) -> str:
@@ -550,7 +577,7 @@ def started_link(backend: httpx.Client, username: str, **options: Any) -> str:
         "/v1/links",
         json={
             "provider": "mx",
-            "user_ref": "browser-update-user",
+            "user_ref": "browser-user",
             "credentials": {"username": username, "password": "pass_good"},
             "options": options,
         },

@@ -262,10 +262,14 @@
       }),
       form,
     );
-    if (updating && state.loginRefused) {
-      // The provider turned the new login down too: say so where it was typed.
+    const refusedAgain = updating && state.loginRefused;
+    const refusedFirst = mode === "start-again";
+    if (refusedAgain || refusedFirst) {
+      // The provider turned the login down: say so where it was typed, and let it be typed again.
       state.loginRefused = false;
-      const message = `${providerName()} did not accept that login. Check it and try again.`;
+      const message = refusedFirst
+        ? (state.snapshot && state.snapshot.message) || `${providerName()} did not accept that login. Check it and try again.`
+        : `${providerName()} did not accept that login. Check it and try again.`;
       const username = form.elements.namedItem("username");
       username.value = state.lastUsername || "";
       setFieldError(form.elements.namedItem("password"), message);
@@ -982,7 +986,7 @@
           ? "login:update_credentials"
           : "action:" + snapshot.reason;
       default:
-        return "ended:" + snapshot.status + ":" + (snapshot.reason || "");
+        return mayLogInAgain(snapshot) ? "login:start-again" : "ended:" + snapshot.status + ":" + (snapshot.reason || "");
     }
   }
 
@@ -1029,8 +1033,14 @@
         showActionRequired(snapshot);
         break;
       default:
-        showFailure(snapshot);
+        if (mayLogInAgain(snapshot)) showLogin("start-again");
+        else showFailure(snapshot);
     }
+  }
+
+  /** A new link whose login the provider refused: this page may send the login again. */
+  function mayLogInAgain(snapshot) {
+    return snapshot.status === "FAILED" && snapshot.reason === "INVALID_CREDENTIALS" && state.session.mode === "create" && allows("start");
   }
 
   async function refresh() {
