@@ -20,7 +20,8 @@ as under light load. This run measures both, for each worker variant:
 
 Each variant gets a fresh dev stack (dev server on SQLite on disk, sandbox with no latency) on
 free ports in a temp dir. The worker's RSS (VmRSS in /proc/<pid>/status) is read when it has
-started, after a light-load sample, and once every link of a checkpoint waits in MFA_REQUIRED;
+started, after a light-load sample, and once every link of a checkpoint waits in MFA_REQUIRED
+(and the start has settled: 2 s, or with webhooks a quiet minute, when its followers have left);
 links start through `LinkClient.start_and_wait` with bounded concurrency (the start rate is
 reported). Answer latency is the time of one `submit_mfa` of the first challenge (which phone)
 until it returns the next challenge (the code), for links picked at random among those waiting,
@@ -57,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.worker import UnsandboxedWorkflowRunner  # noqa: E402
 
+from activities.webhooks import FOLLOW_IDLE_SECONDS  # noqa: E402
 from bench.stack import PACED_SECONDS, BenchStack, WebhookReceiver  # noqa: E402
 from linkflow.client import LinkClient  # noqa: E402
 from linkflow.config import ProviderSettings, TemporalSettings  # noqa: E402
@@ -164,6 +166,8 @@ class VariantFigures:
     peak_rss_kib: int = 0
     checkpoints: list[Checkpoint] = field(default_factory=list)
     seconds: float = 0.0
+    # From the last start of a checkpoint to its RSS reading and answers (`settle_seconds`).
+    settle_seconds: float = 2.0
     webhooks_received: int | None = None  # the `webhooks` variant's events at the receiver
 
 
@@ -380,7 +384,7 @@ async def hold_up_to(
     held.failures += failed
     held.waiting += new_links
     held.unanswered += new_links
-    await asyncio.sleep(2)
+    await asyncio.sleep(figures.settle_seconds)
     rss, previous_rss = rss_kib(pid), held.rss_kib
     held.rss_kib = rss
     loaded = await sample_answers(links, held.pick_unanswered(rng, args.samples))
@@ -403,6 +407,15 @@ async def hold_up_to(
     )
 
 
+def settle_seconds(variant: Variant, asked: float | None) -> float:
+    """How long a checkpoint waits after its last start: 2 s, or with webhooks until the start's
+    followers have left (each stays a quiet minute), so that the answers meet links waiting on
+    MFA and not the tail of their starts: thousands of followers ending, each waking its link."""
+    if asked is not None:
+        return asked
+    return FOLLOW_IDLE_SECONDS + 5 if variant.webhooks else 2.0
+
+
 async def measure_variant(variant: Variant, args: argparse.Namespace) -> VariantFigures:
     state_dir = Path(tempfile.mkdtemp(prefix=f"linkflow-memory-{variant.name}-"))
     receiver = WebhookReceiver() if variant.webhooks else None
@@ -420,6 +433,7 @@ async def measure_variant(variant: Variant, args: argparse.Namespace) -> Variant
             else variant.max_cached_workflows
         ),
         sandboxed=variant.sandboxed,
+        settle_seconds=settle_seconds(variant, args.settle_seconds),
     )
     rng = random.Random(args.seed)
     began = time.monotonic()
@@ -491,7 +505,8 @@ def report(results: list[VariantFigures]) -> str:
         received = result.webhooks_received
         lines.append(
             f"{'':<22} peak RSS {mib(result.peak_rss_kib)}, after the light sample"
-            f" {mib(result.warm_rss_kib)}, run time {result.seconds:.0f} s"
+            f" {mib(result.warm_rss_kib)}, sampled {result.settle_seconds:g} s after each"
+            f" checkpoint's last start, run time {result.seconds:.0f} s"
             + ("" if received is None else f", webhook events received {received:,}")
         )
     lines.append(
@@ -523,6 +538,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, help="answers timed per checkpoint (default 30)")
     parser.add_argument("--concurrency", type=int, default=64, help="link starts in flight")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        help="from a checkpoint's last start to its sample (default 2; 65 with webhooks, when the"
+        " starts' followers have left)",
+    )
     parser.add_argument("--quick", action="store_true", help="100,400 links, 10 samples")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--serve-worker", action="store_true", help=argparse.SUPPRESS)

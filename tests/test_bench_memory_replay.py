@@ -35,7 +35,7 @@ def run_bench(script: str, *args: str) -> Any:
 def test_memory_benchmark_reports_rss_and_answer_latency_per_variant() -> None:
     results = run_bench(
         "memory.py",
-        *("--links", "4,8", "--samples", "2", "--concurrency", "4"),
+        *("--links", "4,8", "--samples", "2", "--concurrency", "4", "--settle-seconds", "2"),
         *("--variants", "default,webhooks,unsandboxed-cache-all"),
     )
     variants = [result["variant"] for result in results]
