@@ -49,7 +49,7 @@ logger = logging.getLogger("linkflow.worker")
 # Measured by bench/memory.py: a cached link costs the worker about 180 KiB (about 60 KiB of it
 # the workflow sandbox's own copy of the run), an evicted one almost nothing, and answering an
 # evicted link replays its short history. With 1,000 cached, 10,000 links waiting on MFA held
-# 303 MiB and answered in 1.7 times the light-load time; caching all 10,000 took about 1.8 GiB.
+# 303 MiB and answered in 1.6-1.8 times the light-load time; caching all 10,000 took about 1.8 GiB.
 DEFAULT_MAX_CACHED_WORKFLOWS = 1000
 # Every activity is a coroutine, so a slot costs little, and a provider call spends its time waiting
 # on the provider: the SDK's default of 100 would make the 101st link wait for others' providers.
