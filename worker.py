@@ -23,6 +23,7 @@ from typing import Any, Self
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError
 from temporalio.worker import Interceptor, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
@@ -231,6 +232,9 @@ def main() -> None:
         asyncio.run(run_worker())
     except (ConnectionError, RuntimeError) as error:
         logger.error("The worker could not run: %s", error)
+        status = 1
+    except RPCError as error:
+        logger.error("The worker could not run: Temporal refused it: %s", error.message)
         status = 1
     finally:
         shutdown_tracing(tracing)

@@ -100,8 +100,11 @@ def create_app(
 
 
 def _connector(key_ring: KeyRing, settings: ApiSettings, policy: WebhookPolicy) -> Connector:
+    # Read now, so that a malformed Temporal setting stops the API from starting, saying why,
+    # rather than failing every request.
+    temporal = TemporalSettings.from_env()
+
     async def connect_links() -> LinkClient:
-        temporal = TemporalSettings.from_env()
         client = await connect(temporal, key_ring=key_ring)
         return LinkClient(client, temporal.task_queue, policy, user_refs=settings.lookup)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from linkflow.models import Provider
 
@@ -63,6 +64,7 @@ class TemporalSettings:
     tls_server_name: str | None = None
 
     def __post_init__(self) -> None:
+        _check_address(self.address)
         if (self.tls_client_cert_path is None) != (self.tls_client_key_path is None):
             raise ConfigurationError(
                 "mTLS needs both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH."
@@ -104,6 +106,23 @@ class TemporalSettings:
             tls_client_key_path=_optional_env("TEMPORAL_TLS_CLIENT_KEY_PATH"),
             tls_server_name=_optional_env("TEMPORAL_TLS_SERVER_NAME"),
         )
+
+
+def _check_address(address: str) -> None:
+    """`host:port` as gRPC dials it (`[::1]:7233` for an IPv6 literal); a port is required, or
+    the client would quietly dial port 80."""
+    refused = ConfigurationError(
+        "TEMPORAL_ADDRESS must be host:port with a port from 1 to 65535, like localhost:7233."
+    )
+    if not address or any(character.isspace() for character in address):
+        raise refused
+    try:
+        parts = urlsplit(f"//{address}")
+        port = parts.port
+    except ValueError:
+        raise refused from None
+    if not parts.hostname or port is None or not 0 < port < 65536 or parts.path or parts.query:
+        raise refused
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ and the two the link workflow records itself (`workflows/link_metrics.py`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -204,28 +205,39 @@ class QueryMasking(SpanProcessor):
 
 
 def metrics_address() -> str | None:
-    """`LINKFLOW_METRICS_ADDRESS` (`host:port`), or None when the worker serves no metrics."""
+    """`LINKFLOW_METRICS_ADDRESS` (`ip:port`), or None when the worker serves no metrics."""
     value = os.environ.get(METRICS_ADDRESS_VARIABLE, "").strip()
     if not value:
         return None
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        valid_port = port.isdigit() and 0 < int(port) < 65536
+    except ValueError:
+        valid_port = False
+    if not valid_port:
         raise ConfigurationError(
-            f"{METRICS_ADDRESS_VARIABLE} must be host:port, like 0.0.0.0:9464."
+            f"{METRICS_ADDRESS_VARIABLE} must be an IP address and a port, like 0.0.0.0:9464"
+            " (all interfaces) or 127.0.0.1:9464."
         )
     return value
 
 
 def prometheus_runtime(bind_address: str) -> Runtime:
     """A Temporal runtime serving its metrics, and linkflow's, at http://bind_address/metrics."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=bind_address,
-                histogram_bucket_overrides={ANSWER_LATENCY_HISTOGRAM: ANSWER_LATENCY_BUCKETS},
+    try:
+        return Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(
+                    bind_address=bind_address,
+                    histogram_bucket_overrides={ANSWER_LATENCY_HISTOGRAM: ANSWER_LATENCY_BUCKETS},
+                )
             )
         )
-    )
+    except (ValueError, RuntimeError, OSError) as error:  # the address is taken, or not ours
+        raise ConfigurationError(
+            f"Cannot serve metrics at {bind_address} ({METRICS_ADDRESS_VARIABLE}): {error}"
+        ) from None
 
 
 def prometheus_runtime_from_env() -> Runtime | None:

@@ -17,9 +17,11 @@ from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.service import RPCError, RPCStatusCode
 
 from linkflow.codec import KeyRing, data_converter, require_key_ring
 from linkflow.config import ConfigurationError, TemporalSettings
@@ -94,7 +96,7 @@ async def connect(
     """
     settings = settings or TemporalSettings.from_env()
     converter = data_converter(key_ring or require_key_ring())
-    return await Client.connect(
+    client = await Client.connect(
         settings.address,
         namespace=settings.namespace,
         api_key=settings.api_key,
@@ -103,6 +105,23 @@ async def connect(
         interceptors=[tracing_interceptor(), *interceptors],
         runtime=runtime,
     )
+    await _check_namespace(client, settings)
+    return client
+
+
+async def _check_namespace(client: Client, settings: TemporalSettings) -> None:
+    """Refuse a namespace the server does not have: every call would fail NOT_FOUND, which
+    reads as "no such link" rather than as the configuration it is. Any other refusal (a key
+    that may not describe namespaces, say) is left to the calls that follow."""
+    request = DescribeNamespaceRequest(namespace=settings.namespace)
+    try:
+        await client.workflow_service.describe_namespace(request)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise ConfigurationError(
+                f"Temporal at {settings.address} has no namespace {settings.namespace!r}"
+                " (TEMPORAL_NAMESPACE)."
+            ) from None
 
 
 def tls_config(settings: TemporalSettings) -> bool | TLSConfig:

@@ -13,10 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.codec_server import CodecAccess
 from api.server import QueryStringRedactor
+from linkflow.config import ConfigurationError
 from linkflow.devstack import free_port
 from tests.conftest import TEST_KEY_RING
 from tests.test_api import API_KEY, BACKEND, CODEC_TOKEN, api_settings, error_of
@@ -145,6 +147,37 @@ async def test_an_api_without_keys_serves_the_codec_and_503s_every_v1_route() ->
     assert error_of(refused)["code"] == "api_not_configured"
     assert codec.status_code == 401, "the codec routes keep their own access check"
     assert health.json() == {"status": "ok"}
+
+
+def test_an_api_with_a_malformed_temporal_address_does_not_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "localhost:abc")
+    with pytest.raises(ConfigurationError, match="TEMPORAL_ADDRESS must be host:port"):
+        create_app(
+            TEST_KEY_RING,
+            CodecAccess(tokens=(CODEC_TOKEN,)),
+            api_settings=api_settings("http://link.example.test"),
+        )
+
+
+async def test_a_namespace_temporal_does_not_have_is_503_and_logged_by_name(
+    dev_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "no-such-namespace")
+    app = create_app(
+        TEST_KEY_RING,
+        CodecAccess(tokens=(CODEC_TOKEN,)),
+        api_settings=api_settings("http://link.example.test"),
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        with caplog.at_level(logging.ERROR):
+            listed = await client.get("/v1/links", headers=BACKEND)
+            read = await client.get("/v1/links/link-1", headers=BACKEND)
+    assert (listed.status_code, read.status_code) == (503, 503), "not 404: no link was looked up"
+    assert "no namespace 'no-such-namespace' (TEMPORAL_NAMESPACE)" in caplog.text
 
 
 async def test_an_unexpected_failure_is_a_500_in_the_shape_with_only_its_type_logged(

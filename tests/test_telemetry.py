@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
@@ -47,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
 
     from api.app import create_app
     from api.codec_server import CodecAccess
-    from linkflow.config import TemporalSettings
+    from linkflow.config import ConfigurationError, TemporalSettings
     from linkflow.devstack import free_port
     from linkflow.models import (
         ChallengeAnswer,
@@ -61,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         LinkCounts,
         ProviderErrorMetrics,
         mask_query,
+        metrics_address,
         prometheus_runtime,
         tracer_provider,
     )
@@ -223,6 +225,26 @@ async def test_one_trace_from_the_caller_to_the_provider(
 
     leaked = {span.name: found(SECRETS, span_text(span)) for span in finished}
     assert {name: secrets for name, secrets in leaked.items() if secrets} == {}
+
+
+@pytest.mark.parametrize(
+    "address", ["9464", "localhost:9464", "http://0.0.0.0:9464", "0.0.0.0:99999", "0.0.0.0:"]
+)
+def test_a_metrics_address_that_is_no_ip_and_port_is_refused(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LINKFLOW_METRICS_ADDRESS", address)
+    with pytest.raises(ConfigurationError, match="must be an IP address and a port"):
+        metrics_address()
+
+
+def test_a_metrics_address_already_taken_is_refused_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(ConfigurationError, match=f"Cannot serve metrics at {address}"):
+            prometheus_runtime(address)
 
 
 def test_url_queries_are_masked():

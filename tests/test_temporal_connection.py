@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +13,7 @@ from temporalio.client import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
 from linkflow.config import ConfigurationError, TemporalSettings
+from linkflow.devstack import PROJECT_ROOT
 from linkflow.temporal import connect, tls_config
 from tests.conftest import TEST_KEY_RING
 
@@ -113,3 +118,52 @@ async def test_asking_for_tls_from_a_plain_server_fails_instead_of_falling_back(
     address = dev_env.client.service_client.config.target_host
     with pytest.raises(RuntimeError, match="Failed client connect"):
         await connect(TemporalSettings(address=address, tls=True), key_ring=TEST_KEY_RING)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["not an address", "localhost", "localhost:abc", "localhost:99999", "host:0", ":7233"],
+)
+def test_a_malformed_address_is_refused_naming_its_variable(address: str) -> None:
+    with pytest.raises(ConfigurationError, match="TEMPORAL_ADDRESS must be host:port"):
+        TemporalSettings(address=address)
+
+
+@pytest.mark.parametrize("address", ["localhost:7233", "[::1]:7233", "temporal.example:443"])
+def test_a_well_formed_address_is_taken(address: str) -> None:
+    assert TemporalSettings(address=address).address == address
+
+
+async def test_a_namespace_the_server_does_not_have_is_refused_naming_its_variable(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    settings = TemporalSettings(address=address, namespace="no-such-namespace")
+    with pytest.raises(ConfigurationError, match="no namespace 'no-such-namespace'"):
+        await connect(settings, key_ring=TEST_KEY_RING)
+
+
+def test_the_worker_refuses_a_missing_namespace_in_one_line(dev_env: WorkflowEnvironment) -> None:
+    env = {
+        **{
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("TEMPORAL", "LINKFLOW"))
+        },
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": "no-such-namespace",
+        "LINKFLOW_CODEC_KEYS": "k1=" + base64.b64encode(b"k" * 32).decode(),
+        "LINKFLOW_WEBHOOK_SECRETS": "s" * 40,
+    }
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "worker.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    [line] = [line for line in run.stderr.splitlines() if "could not run" in line]
+    assert "no namespace 'no-such-namespace' (TEMPORAL_NAMESPACE)" in line
