@@ -44,6 +44,8 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from linkflow.client import AnswerRefused, LinkClient, LinkNotFound, LinkRefused
+from linkflow.codec import KEY_FILE_VARIABLE as CODEC_KEY_FILE_VARIABLE
+from linkflow.codec import KEYS_VARIABLE as CODEC_KEYS_VARIABLE
 from linkflow.config import ConfigurationError, TemporalSettings
 from linkflow.devstack import STATE_DIR, DevStack, StackError, StackPorts, running_stack
 from linkflow.lookup import KEY_FILE_VARIABLE as LOOKUP_KEY_FILE_VARIABLE
@@ -74,10 +76,12 @@ NEVER_FROM_ARGV = (
     f"{ANSWERS_VARIABLE}, never from the command line"
 )
 # The dev stack's keys, which `python3 dev.py demo` creates on its first run: the codec's, and the
-# user_ref lookup key that lets the API list a user's links (`GET /v1/links?user_ref=`).
+# user_ref lookup key that lets the API list a user's links (`GET /v1/links?user_ref=`). Each is
+# (its file's variable): (the file, the variable that gives the key itself).
+_DEV_STACK = DevStack(ports=StackPorts(), state_dir=STATE_DIR)
 DEV_STACK_KEY_FILES = {
-    "LINKFLOW_CODEC_KEY_FILE": (STATE_DIR / "keys" / "codec.keys", "LINKFLOW_CODEC_KEYS"),
-    LOOKUP_KEY_FILE_VARIABLE: (STATE_DIR / "keys" / "lookup.key", LOOKUP_KEY_VARIABLE),
+    CODEC_KEY_FILE_VARIABLE: (_DEV_STACK.codec_key_file, CODEC_KEYS_VARIABLE),
+    LOOKUP_KEY_FILE_VARIABLE: (_DEV_STACK.lookup_key_file, LOOKUP_KEY_VARIABLE),
 }
 # Secrets shorter than this are not masked in error lines: masking "1" would garble the sentence.
 SHORTEST_MASKED_SECRET = 4
