@@ -559,27 +559,33 @@ async def measure_on(stack: BenchStack, receiver: WebhookReceiver, settings: Set
             results.slow[side].extend(batch.latencies)
 
     log("linkflow with and without a webhook URL")
-    results.webhook = {"with": Latencies(), "without": Latencies()}
-    plain, hooked = LinkflowSide(links), LinkflowSide(links, replies=[])
-    for _ in range(settings.webhook_links):
-        await plain.drive(results.webhook["without"])
-        await hooked.drive(results.webhook["with"], receiver.url)
-    await asyncio.sleep(1.0)  # the last link's events
-    results.webhook_lags = delivery_lags(hooked.replies or [], receiver)
-
+    results.webhook, results.webhook_lags = await compare_webhooks(
+        links, receiver, settings.webhook_links, pause_seconds=0.0
+    )
     log(f"the same, each call {PACED_SECONDS} s after the last reply")
-    results.webhook_paced = {"with": Latencies(), "without": Latencies()}
-    paced_plain = LinkflowSide(links, pause_seconds=PACED_SECONDS)
-    paced_hooked = LinkflowSide(links, replies=[], pause_seconds=PACED_SECONDS)
-    for _ in range(settings.webhook_links):
-        await paced_plain.drive(results.webhook_paced["without"])
-        await paced_hooked.drive(results.webhook_paced["with"], receiver.url)
-    await asyncio.sleep(1.0)
-    results.webhook_paced_lags = delivery_lags(paced_hooked.replies or [], receiver)
+    results.webhook_paced, results.webhook_paced_lags = await compare_webhooks(
+        links, receiver, settings.webhook_links, pause_seconds=PACED_SECONDS
+    )
 
     log("history of one complete link each")
     await record_histories(links, newcomer_client, receiver, results)
     return results
+
+
+async def compare_webhooks(
+    links: LinkClient, receiver: WebhookReceiver, count: int, *, pause_seconds: float
+) -> tuple[dict[str, Latencies], list[float]]:
+    """`count` links without a webhook URL alternating with as many with one, each call
+    `pause_seconds` after the last reply: their latencies ("with", "without") and how long after
+    each reply on a link with one its event reached the receiver."""
+    compared = {"with": Latencies(), "without": Latencies()}
+    plain = LinkflowSide(links, pause_seconds=pause_seconds)
+    hooked = LinkflowSide(links, replies=[], pause_seconds=pause_seconds)
+    for _ in range(count):
+        await plain.drive(compared["without"])
+        await hooked.drive(compared["with"], receiver.url)
+    await asyncio.sleep(1.0)  # the last link's events
+    return compared, delivery_lags(hooked.replies or [], receiver)
 
 
 async def record_histories(
