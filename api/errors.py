@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from linkflow.refusals import MAX_ERRORS_DESCRIBED, bounded, quote, rule_broken
+from linkflow.refusals import bounded, describe_errors
 
 logger = logging.getLogger(__name__)
 
@@ -114,21 +114,6 @@ STATUS_MEANINGS = {
 }
 
 
-def describe_request_errors(errors: Sequence[Any]) -> str:
-    """`body.credentials.password: Field required; ...`: where and which rule, never the value."""
-    problems: list[str] = []
-    for error in errors[:MAX_ERRORS_DESCRIBED]:
-        location = ".".join(_location_part(part) for part in error.get("loc", ())) or "request"
-        problems.append(f"{location}: {rule_broken(error)}")
-    if len(errors) > MAX_ERRORS_DESCRIBED:
-        problems.append(f"and {len(errors) - MAX_ERRORS_DESCRIBED} more")
-    return bounded("; ".join(problems))
-
-
-def _location_part(part: object) -> str:
-    return str(part) if isinstance(part, int) else quote(str(part), 24).strip("'\"")
-
-
 def unreadable_body(errors: Sequence[Any]) -> str | None:
     """Why the body could not be read as JSON at all (a 400, not a field's 422), or None.
 
@@ -176,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
             "invalid_request",
             "Something in the request is not valid.",
-            describe_request_errors(error.errors()),
+            describe_errors(error.errors(), nowhere="request"),
             "fix the named fields and send the request again",
         )
 

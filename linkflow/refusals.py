@@ -7,7 +7,7 @@ name the field and the rule that failed, and quote a caller's identifiers only t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,13 +29,18 @@ def bounded(sentence: str, limit: int = MAX_REFUSAL_LENGTH) -> str:
 
 def describe_validation_error(error: ValidationError) -> str:
     """Which fields are wrong and why, in pydantic's words, never with the values sent."""
+    return describe_errors(error.errors(include_url=False, include_input=False))
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]], *, nowhere: str = "the payload") -> str:
+    """`credentials.password: Field required; ...` for pydantic's error entries: where and which
+    rule, never the value; `nowhere` names an error that has no location."""
     problems: list[str] = []
-    for detail in error.errors(include_url=False, include_input=False)[:MAX_ERRORS_DESCRIBED]:
-        location = ".".join(_location_part(part) for part in detail["loc"]) or "the payload"
+    for detail in errors[:MAX_ERRORS_DESCRIBED]:
+        location = ".".join(_location_part(part) for part in detail.get("loc", ())) or nowhere
         problems.append(f"{location}: {rule_broken(detail)}")
-    more = error.error_count() - len(problems)
-    if more > 0:
-        problems.append(f"and {more} more")
+    if len(errors) > MAX_ERRORS_DESCRIBED:
+        problems.append(f"and {len(errors) - MAX_ERRORS_DESCRIBED} more")
     return bounded("; ".join(problems))
 
 
@@ -51,6 +56,6 @@ def rule_broken(detail: Mapping[str, Any]) -> str:
     return str(detail.get("msg", "invalid"))
 
 
-def _location_part(part: str | int) -> str:
+def _location_part(part: object) -> str:
     # Dict keys a caller chose appear in locations; keep them short.
-    return str(part) if isinstance(part, int) else quote(part, 24).strip("'\"")
+    return str(part) if isinstance(part, int) else quote(str(part), 24).strip("'\"")
