@@ -267,9 +267,8 @@
     if (refusedAgain || refusedFirst) {
       // The provider turned the login down: say so where it was typed, and let it be typed again.
       state.loginRefused = false;
-      const message = refusedFirst
-        ? (state.snapshot && state.snapshot.message) || `${providerName()} did not accept that login. Check it and try again.`
-        : `${providerName()} did not accept that login. Check it and try again.`;
+      const refusedHere = `${providerName()} did not accept that login. Check it and try again.`;
+      const message = (refusedFirst && state.snapshot && state.snapshot.message) || refusedHere;
       const username = form.elements.namedItem("username");
       username.value = state.lastUsername || "";
       setFieldError(form.elements.namedItem("password"), message);
